@@ -1,0 +1,1 @@
+"""The ETL framework: settings, models, registries, the PostgreSQL layer, activities and workflows."""

@@ -1,0 +1,302 @@
+"""`Database`: the pooled, thread-safe PostgreSQL layer that writes events idempotently.
+
+One instance per (connection string, events table) per process, made with
+double-checked locking by `Database.get(settings)`. It owns a
+`ThreadedConnectionPool(DB_MIN_CONN, DB_MAX_CONN)`; callers wait for a free
+connection rather than failing when all are in use. A lost connection (server
+restart, `pg_terminate_backend`) throws the whole pool away and the operation
+is retried on a fresh one, with exponential backoff and a cap; other errors are
+raised as they are. Every value reaches the server as a parameter or through
+COPY; identifiers are quoted with `psycopg2.sql`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extras
+import psycopg2.pool
+from psycopg2 import sql
+
+from etl.models import COLUMNS, Event
+from etl.schema import Tables
+from etl.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Errors that mean the connection is gone; the pool is rebuilt and the work retried.
+CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+#: Errors that a fresh attempt on a healthy connection can get past.
+TRANSIENT_ERRORS = (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected)
+
+_COLUMN_LIST = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+
+
+@dataclass(frozen=True)
+class RejectRow:
+    """A record that could not become an event, and why."""
+
+    key: str
+    """Unique per record and stable across retries, so recording it twice keeps one row."""
+    record: Any
+    reason: str
+    source: str | None = None
+    strategy: str | None = None
+    workflow_id: str | None = None
+
+
+def _json_for_reject(record: Any) -> str:
+    """The raw record as JSON PostgreSQL accepts; a stand-in that keeps its text when it has none."""
+    try:
+        text = json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
+        text.encode("utf-8")
+        if "\\u0000" not in text:
+            return text
+    except (TypeError, ValueError, UnicodeEncodeError):
+        pass
+    shown = repr(record).replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    return json.dumps({"unstorable_record_repr": shown[:1_000_000]})
+
+
+class Database:
+    """The events database. Get it with `Database.get(settings)`."""
+
+    _instances: dict[tuple[str, str], "Database"] = {}
+    _instances_lock = threading.Lock()
+
+    max_attempts = 6
+    backoff_initial = 0.2
+    backoff_cap = 5.0
+
+    @classmethod
+    def get(cls, settings: Settings) -> "Database":
+        """The process-wide instance for these settings' database and events table."""
+        key = (settings.dsn(), settings.events_table)
+        db = cls._instances.get(key)
+        if db is None:
+            with cls._instances_lock:
+                db = cls._instances.get(key)
+                if db is None:
+                    db = cls._instances[key] = cls(settings)
+        return db
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every instance's pool (tests and process exit)."""
+        with cls._instances_lock:
+            for db in cls._instances.values():
+                db.close()
+            cls._instances.clear()
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.tables = Tables(settings.events_table)
+        self._dsn = settings.dsn()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(settings.db_max_conn)
+        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._schema_ready = False
+        self.pool_recreations = 0
+
+    # -- connections -------------------------------------------------------
+
+    def _current_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = psycopg2.pool.ThreadedConnectionPool(
+                        self.settings.db_min_conn, self.settings.db_max_conn, self._dsn, connect_timeout=10
+                    )
+                pool = self._pool
+        return pool
+
+    def _discard_pool(self, broken: psycopg2.pool.ThreadedConnectionPool) -> None:
+        with self._lock:
+            if self._pool is broken:
+                self._pool = None
+                self.pool_recreations += 1
+                log.warning("database connection lost; recreating the pool (%d so far)", self.pool_recreations)
+                try:
+                    broken.closeall()
+                except Exception:  # noqa: BLE001 - the pool is already unusable
+                    pass
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        """A pooled connection inside a transaction: committed on success, rolled back on error,
+        always handed back; a connection that failed at the connection level is closed, and the
+        pool it came from is rebuilt."""
+        with self._slots:
+            pool = self._current_pool()
+            conn = pool.getconn()
+            lost = False
+            try:
+                yield conn
+                conn.commit()
+            except CONNECTION_ERRORS:
+                lost = True
+                raise
+            except BaseException:
+                try:
+                    conn.rollback()
+                except CONNECTION_ERRORS:
+                    lost = True
+                raise
+            finally:
+                if lost or conn.closed:
+                    try:
+                        pool.putconn(conn, close=True)
+                    except psycopg2.pool.PoolError:
+                        conn.close()
+                    self._discard_pool(pool)
+                else:
+                    try:
+                        pool.putconn(conn)
+                    except psycopg2.pool.PoolError:  # the pool was rebuilt meanwhile
+                        conn.close()
+
+    def run(self, work: Callable[[Any], T], *, what: str = "database operation") -> T:
+        """Run `work(cursor)` in one transaction, retrying connection loss and serialisation
+        failures with exponential backoff (capped); other errors propagate unchanged."""
+        self.ensure_schema()
+        return self._run(work, what)
+
+    def _run(self, work: Callable[[Any], T], what: str) -> T:
+        delay = self.backoff_initial
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with self.connection() as conn, conn.cursor() as cur:
+                    return work(cur)
+            except CONNECTION_ERRORS + TRANSIENT_ERRORS as exc:
+                if attempt == self.max_attempts:
+                    raise
+                log.warning("%s failed (%s: %s); attempt %d of %d in %.1fs",
+                            what, type(exc).__name__, str(exc).strip(), attempt + 1, self.max_attempts, delay)
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, self.backoff_cap)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.closeall()
+                self._pool = None
+
+    # -- schema ------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create every table on first use (harmless when they exist)."""
+        if self._schema_ready:
+            return
+
+        def create(cur) -> None:
+            # Concurrent CREATE IF NOT EXISTS can still collide in the catalog; serialise it.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.tables.name,))
+            for statement in self.tables.ddl():
+                cur.execute(statement)
+
+        self._run(create, "schema creation")
+        self._schema_ready = True
+
+    # -- writes ------------------------------------------------------------
+
+    def insert_events_batch(self, events: Sequence[Event]) -> int:
+        """Insert events idempotently; returns how many rows were new.
+
+        COPY into a temporary table, then `INSERT ... SELECT ... ON CONFLICT (event_id)
+        DO NOTHING`, in one transaction: duplicates inside the batch or already in the
+        table are skipped, and a retry after a lost acknowledgement inserts nothing twice.
+        """
+        if not events:
+            return 0
+        payload = "".join(event.copy_row() for event in events)
+
+        def load(cur) -> int:
+            cur.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS etl_load_buffer ON COMMIT DELETE ROWS "
+                    "AS SELECT {cols} FROM {events} WITH NO DATA"
+                ).format(events=self.tables.events, cols=_COLUMN_LIST)
+            )
+            cur.copy_expert(
+                sql.SQL("COPY etl_load_buffer ({cols}) FROM STDIN").format(cols=_COLUMN_LIST),
+                io.StringIO(payload),
+            )
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {events} ({cols}) SELECT {cols} FROM etl_load_buffer "
+                    "ON CONFLICT (event_id) DO NOTHING"
+                ).format(events=self.tables.events, cols=_COLUMN_LIST)
+            )
+            return cur.rowcount
+
+        return self.run(load, what=f"insert of {len(events)} events")
+
+    def insert_rejects(self, rejects: Iterable[RejectRow]) -> int:
+        """Record rejects; a reject whose key is already recorded is skipped. Returns how many were new."""
+        rows = [
+            (r.key, r.source, r.strategy, r.workflow_id, r.reason[:10_000], _json_for_reject(r.record))
+            for r in rejects
+        ]
+        if not rows:
+            return 0
+
+        def insert(cur) -> int:
+            psycopg2.extras.execute_values(
+                cur,
+                sql.SQL(
+                    "INSERT INTO {rejects} (reject_key, source, strategy, workflow_id, reason, record) "
+                    "VALUES %s ON CONFLICT (reject_key) DO NOTHING"
+                ).format(rejects=self.tables.rejects).as_string(cur),
+                rows,
+                template="(%s, %s, %s, %s, %s, %s::jsonb)",
+                page_size=500,
+            )
+            return cur.rowcount
+
+        return self.run(insert, what=f"insert of {len(rows)} rejects")
+
+    # -- reads and health ----------------------------------------------------
+
+    def count_events(self) -> int:
+        return self.run(lambda cur: (cur.execute(
+            sql.SQL("SELECT count(*) FROM {t}").format(t=self.tables.events)), cur.fetchone()[0])[1])
+
+    def count_rejects(self) -> int:
+        return self.run(lambda cur: (cur.execute(
+            sql.SQL("SELECT count(*) FROM {t}").format(t=self.tables.rejects)), cur.fetchone()[0])[1])
+
+    def health_check(self) -> bool:
+        """True when the database answers a query."""
+        try:
+            return self._run(lambda cur: (cur.execute("SELECT 1"), cur.fetchone()[0] == 1)[1], "health check")
+        except psycopg2.Error:
+            return False
+
+    def get_pool_status(self) -> dict:
+        """The pool's size limits and how many connections are in use and available."""
+        pool = self._pool
+        in_use = len(pool._used) if pool is not None else 0  # noqa: SLF001 - psycopg2 exposes no accessor
+        idle = len(pool._pool) if pool is not None else 0  # noqa: SLF001
+        return {
+            "min": self.settings.db_min_conn,
+            "max": self.settings.db_max_conn,
+            "in_use": in_use,
+            "idle": idle,
+            "available": self.settings.db_max_conn - in_use,
+            "open": pool is not None,
+            "recreations": self.pool_recreations,
+        }

@@ -1,0 +1,49 @@
+"""Finds and imports every source, once, so its decorators register it.
+
+Every package under `sources/` is imported with all its modules (`query.py`,
+`flows/*.py`), so a source made by `scripts/new.py` is live without editing any
+list. Installed distributions can contribute sources too, through the `etl.sources`
+entry-point group (each entry names a package or module to import).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import threading
+from importlib.metadata import entry_points
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "etl.sources"
+
+_lock = threading.RLock()
+_done = False
+
+
+def _import_tree(package_name: str) -> None:
+    package = importlib.import_module(package_name)
+    for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=package_name + "."):
+        if info.name.rsplit(".", 1)[-1].startswith("_") or ".tests" in info.name:
+            continue
+        importlib.import_module(info.name)
+
+
+def discover(force: bool = False) -> None:
+    """Import every source once (again with `force`, e.g. after `new.py` made one)."""
+    global _done
+    if _done and not force:
+        return
+    with _lock:
+        if _done and not force:
+            return
+        import sources
+
+        for info in pkgutil.iter_modules(sources.__path__):
+            if info.ispkg and not info.name.startswith("_"):
+                _import_tree(f"sources.{info.name}")
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            log.debug("importing source %s from entry point %s", entry.value, entry.name)
+            _import_tree(entry.value.split(":", 1)[0])
+        _done = True

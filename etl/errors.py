@@ -1,0 +1,86 @@
+"""Every error the framework raises, in one place.
+
+    EtlError
+    ├── ConfigError            a setting has a bad value (names the variable)
+    ├── RegistryError
+    │   ├── DuplicateNameError a query type or extract method registered twice
+    │   └── UnknownNameError   a name that is not registered (lists the known ones)
+    ├── QueryError             a query argument is missing or malformed (names the field)
+    ├── SourceError            the source refused us; retrying cannot fix it (401, 404, no such member)
+    └── StackError             the embedded stack cannot start (a port taken, a binary missing)
+
+Errors carry the offending values as attributes. Activities turn `QueryError`,
+`SourceError` and `RegistryError` into non-retryable `ApplicationError`s whose
+`type` is the class name, so the Temporal UI shows the same stable name.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class EtlError(Exception):
+    """Base of every error raised by this project."""
+
+    #: Whether retrying the operation could ever help.
+    retryable: bool = False
+
+
+class ConfigError(EtlError):
+    """A setting has a value the project cannot use."""
+
+    def __init__(self, variable: str, value: object, expected: str):
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+        super().__init__(f"{variable}={value!r} is not valid: expected {expected}")
+
+
+class RegistryError(EtlError):
+    """A registry lookup or registration failed."""
+
+
+class DuplicateNameError(RegistryError):
+    """The same name was registered twice."""
+
+    def __init__(self, kind: str, name: str, first: str, second: str):
+        self.kind = kind
+        self.name = name
+        self.first = first
+        self.second = second
+        super().__init__(
+            f"{kind} {name!r} is registered twice: in {first} and in {second}; rename one of them"
+        )
+
+
+class UnknownNameError(RegistryError):
+    """A name that no source registered."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        self.kind = kind
+        self.name = name
+        self.known = sorted(known)
+        listed = ", ".join(self.known) or "(none registered)"
+        super().__init__(f"unknown {kind} {name!r}; the known ones are: {listed}")
+
+
+class QueryError(EtlError):
+    """A query argument is missing or malformed."""
+
+    def __init__(self, query_type: str, field: str | None, message: str):
+        self.query_type = query_type
+        self.field = field
+        where = f"{query_type}.{field}" if field else query_type
+        super().__init__(f"{where}: {message}")
+
+
+class SourceError(EtlError):
+    """The source refused a request in a way retrying cannot fix (bad credentials, no such thing)."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class StackError(EtlError):
+    """The embedded stack could not be started or reached."""

@@ -1,0 +1,97 @@
+"""Extract methods: how a source's records are read, page by page, resumably.
+
+    @extract_method("launchpad-bugs")
+    def extract_bugs(query: LaunchpadQuery, cursor: str | None, settings: Settings) -> Iterator[Page]:
+        ...
+        yield Page(records=[...], cursor="...")   # the cursor resumes *after* this page
+
+The strategy name is `<query type>-<flow>`; the query type is the part before the
+first `-` unless `query_type=` says otherwise. Called again with a page's cursor,
+the method continues after that page. `cursor=None` means "from the start"; the
+last page carries `cursor=None`... or any cursor: the end is when the iterator stops.
+Methods are plain (blocking) functions: activities run them on a thread pool.
+Secrets come from `settings`, never from the query.
+
+A method may also register `split=fn`, `fn(query, parts) -> list[dict]`, returning
+the arguments of up to `parts` disjoint sub-queries whose events together are the
+query's: `StreamingETLFlow` runs them as parallel chunks.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from etl import discovery
+from etl.errors import DuplicateNameError, UnknownNameError
+
+
+@dataclass
+class Page:
+    """One page of raw records and the cursor that resumes after it."""
+
+    records: list[dict[str, Any]]
+    cursor: str | None = None
+
+
+ExtractFn = Callable[..., Iterator[Page]]
+SplitFn = Callable[[Any, int], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ExtractStrategy:
+    """A registered extract method and what it belongs to."""
+
+    name: str
+    query_type: str
+    fn: ExtractFn = field(repr=False)
+    split: SplitFn | None = field(default=None, repr=False)
+
+    @property
+    def where(self) -> str:
+        return f"{self.fn.__module__}.{self.fn.__qualname__}"
+
+    def pages(self, query: Any, cursor: str | None, settings: Any) -> Iterator[Page]:
+        return iter(self.fn(query, cursor, settings))
+
+    @staticmethod
+    def create(name: str) -> "ExtractStrategy":
+        """The strategy registered as `name`; `UnknownNameError` lists the known ones."""
+        discovery.discover()
+        try:
+            return _STRATEGIES[name]
+        except KeyError:
+            raise UnknownNameError("extract strategy", name, _STRATEGIES) from None
+
+    @staticmethod
+    def all() -> list["ExtractStrategy"]:
+        discovery.discover()
+        return [_STRATEGIES[n] for n in sorted(_STRATEGIES)]
+
+
+_STRATEGIES: dict[str, ExtractStrategy] = {}
+
+
+def extract_method(name: str, *, query_type: str | None = None,
+                   split: SplitFn | None = None) -> Callable[[ExtractFn], ExtractFn]:
+    """Register an extract method under `name` (`<query type>-<flow>`). Returns it unchanged."""
+    if not name or not isinstance(name, str):
+        raise TypeError("@extract_method needs a name such as 'launchpad-bugs'")
+    qtype = query_type or name.split("-", 1)[0]
+
+    def register(fn: ExtractFn) -> ExtractFn:
+        if not callable(fn):
+            raise TypeError(f"@extract_method({name!r}) decorates a function, got {fn!r}")
+        params = [p for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(params) != 3:
+            raise TypeError(f"@extract_method({name!r}): {fn.__qualname__} must take (query, cursor, settings)")
+        strategy = ExtractStrategy(name, qtype, fn, split)
+        existing = _STRATEGIES.get(name)
+        if existing is not None and existing.where != strategy.where:
+            raise DuplicateNameError("extract strategy", name, existing.where, strategy.where)
+        _STRATEGIES[name] = strategy
+        return fn
+
+    return register

@@ -1,0 +1,172 @@
+"""Query types: the typed, validated parameters of a source.
+
+    @query_type("launchpad")
+    @dataclass(frozen=True)
+    class LaunchpadQuery(Query):
+        member: str
+        data_date_start: date
+        data_date_end: date
+        summary_fields = ("member", "data_date_start", "data_date_end")
+
+`Query.from_dict(args)` converts strings to each field's annotated type (str, int,
+float, bool, date, datetime, lists of str) and raises `QueryError` naming the field;
+a subclass adds its own checks in `validate()`. `QueryFactory.create(name, args)`
+looks the class up by name (sources are discovered on first use).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Callable, ClassVar, TypeVar
+
+from etl import discovery
+from etl.errors import DuplicateNameError, QueryError, UnknownNameError
+
+Q = TypeVar("Q", bound="Query")
+
+_QUERY_TYPES: dict[str, type["Query"]] = {}
+
+
+@dataclass(frozen=True)
+class Query:
+    """Base of every query type. Subclasses are frozen dataclasses registered with `@query_type`."""
+
+    name: ClassVar[str] = ""
+    """The registered name, set by `@query_type`."""
+    summary_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields shown in the UI (memo and search attributes); all fields when empty."""
+    member_field: ClassVar[str | None] = None
+    """The field that names the person a flow is about (the `EtlMember` search attribute)."""
+
+    @classmethod
+    def from_dict(cls: type[Q], args: dict[str, Any]) -> Q:
+        """Build a validated query from loosely typed arguments (strings from a command line or JSON)."""
+        if not isinstance(args, dict):
+            raise QueryError(cls.name, None, f"arguments must be an object, got {type(args).__name__}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(args) - set(fields))
+        if unknown:
+            raise QueryError(cls.name, unknown[0],
+                             f"unknown argument; {cls.name} takes: {', '.join(fields)}")
+        values: dict[str, Any] = {}
+        for fname, f in fields.items():
+            if fname in args and args[fname] is not None and args[fname] != "":
+                values[fname] = _convert(cls.name, fname, hints[fname], args[fname])
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise QueryError(cls.name, fname, "is required")
+        query = cls(**values)
+        query.validate()
+        return query
+
+    def validate(self) -> None:
+        """Cross-field checks; raise `QueryError` naming the field. The base checks nothing."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready arguments that `from_dict` turns back into an equal query."""
+        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}
+
+    def to_summary_base(self) -> dict[str, Any]:
+        """The fields shown in the Temporal UI, JSON-ready. Never put a secret in a query."""
+        names = self.summary_fields or tuple(f.name for f in dataclasses.fields(self))
+        return {name: _plain(getattr(self, name)) for name in names}
+
+    def member(self) -> str | None:
+        return getattr(self, self.member_field) if self.member_field else None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _convert(qname: str, fname: str, hint: Any, value: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        inner = [a for a in args if a is not type(None)]
+        return _convert(qname, fname, inner[0], value) if inner else value
+    if origin in (list, tuple):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        converted = [_convert(qname, fname, args[0] if args else str, v) for v in items]
+        return tuple(converted) if origin is tuple else converted
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is datetime:
+            moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        if hint is date:
+            if isinstance(value, datetime):
+                return value.date()
+            return value if isinstance(value, date) else date.fromisoformat(str(value))
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError):
+        expected = {int: "a whole number", float: "a number", bool: "true or false",
+                    date: "a date as YYYY-MM-DD", datetime: "an ISO 8601 time"}.get(hint, hint.__name__)
+        raise QueryError(qname, fname, f"{value!r} is not {expected}") from None
+    return value
+
+
+def query_type(name: str) -> Callable[[type[Q]], type[Q]]:
+    """Register a `Query` dataclass under `name`. Returns the class unchanged."""
+
+    def register(cls: type[Q]) -> type[Q]:
+        if not (isinstance(cls, type) and issubclass(cls, Query) and dataclasses.is_dataclass(cls)):
+            raise TypeError(f"@query_type({name!r}) needs a dataclass subclass of etl.query.Query, got {cls!r}")
+        existing = _QUERY_TYPES.get(name)
+        if existing is not None and existing is not cls and _where(existing) != _where(cls):
+            raise DuplicateNameError("query type", name, _where(existing), _where(cls))
+        cls.name = name
+        _QUERY_TYPES[name] = cls
+        return cls
+
+    return register
+
+
+def _where(obj: Any) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+class QueryFactory:
+    """Looks query types up by name."""
+
+    @staticmethod
+    def get(name: str) -> type[Query]:
+        discovery.discover()
+        try:
+            return _QUERY_TYPES[name]
+        except KeyError:
+            raise UnknownNameError("query type", name, _QUERY_TYPES) from None
+
+    @staticmethod
+    def create(name: str, args: dict[str, Any]) -> Query:
+        """A validated query of the type registered as `name`."""
+        return QueryFactory.get(name).from_dict(args)
+
+    @staticmethod
+    def names() -> list[str]:
+        discovery.discover()
+        return sorted(_QUERY_TYPES)

@@ -1,0 +1,116 @@
+"""The tables the project owns, named from `EVENTS_TABLE`, and their DDL.
+
+    events            the product: one row per event, `event_id` unique
+    events_rejects    records that could not become events, with the reason
+    events_raw        ETLFlow claim checks: one extracted batch per row (JSON lines)
+    events_staged     ETLFlow claim checks: transformed events waiting for load
+    events_loads      ledger of loaded batches, so a retried load reports the same counts
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg2 import sql
+
+from etl.settings import validate_identifier
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The quoted identifiers of every table derived from one events table name."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        validate_identifier("EVENTS_TABLE", self.name)
+
+    def _id(self, suffix: str = "") -> sql.Identifier:
+        return sql.Identifier(self.name + suffix)
+
+    @property
+    def events(self) -> sql.Identifier:
+        return self._id()
+
+    @property
+    def rejects(self) -> sql.Identifier:
+        return self._id("_rejects")
+
+    @property
+    def raw(self) -> sql.Identifier:
+        return self._id("_raw")
+
+    @property
+    def staged(self) -> sql.Identifier:
+        return self._id("_staged")
+
+    @property
+    def loads(self) -> sql.Identifier:
+        return self._id("_loads")
+
+    def ddl(self) -> list[sql.Composed]:
+        """Statements that create every table; running them twice is harmless."""
+        f = sql.SQL
+        return [
+            f(
+                """CREATE TABLE IF NOT EXISTS {events} (
+                    id BIGSERIAL PRIMARY KEY,
+                    source_kind_id TEXT,
+                    parent_item_id TEXT,
+                    event_id TEXT UNIQUE NOT NULL,
+                    event_type TEXT,
+                    relation_type TEXT,
+                    employee_id TEXT,
+                    event_time_utc TIMESTAMP NOT NULL,
+                    week DATE NOT NULL,
+                    timezone TEXT,
+                    event_time TIMESTAMP,
+                    event_properties JSONB,
+                    relation_properties JSONB,
+                    metrics JSONB)"""
+            ).format(events=self.events),
+            f(
+                """CREATE TABLE IF NOT EXISTS {rejects} (
+                    id BIGSERIAL PRIMARY KEY,
+                    reject_key TEXT UNIQUE NOT NULL,
+                    source TEXT,
+                    strategy TEXT,
+                    workflow_id TEXT,
+                    reason TEXT NOT NULL,
+                    record JSONB,
+                    created_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+            ).format(rejects=self.rejects),
+            f(
+                """CREATE TABLE IF NOT EXISTS {raw} (
+                    batch_key TEXT PRIMARY KEY,
+                    records TEXT NOT NULL,
+                    created_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+            ).format(raw=self.raw),
+            f(
+                """CREATE TABLE IF NOT EXISTS {staged} (
+                    batch_key TEXT NOT NULL,
+                    source_kind_id TEXT,
+                    parent_item_id TEXT,
+                    event_id TEXT NOT NULL,
+                    event_type TEXT,
+                    relation_type TEXT,
+                    employee_id TEXT,
+                    event_time_utc TIMESTAMP NOT NULL,
+                    week DATE NOT NULL,
+                    timezone TEXT,
+                    event_time TIMESTAMP,
+                    event_properties JSONB,
+                    relation_properties JSONB,
+                    metrics JSONB)"""
+            ).format(staged=self.staged),
+            f("CREATE INDEX IF NOT EXISTS {idx} ON {staged} (batch_key)").format(
+                idx=sql.Identifier(self.name + "_staged_batch_key"), staged=self.staged
+            ),
+            f(
+                """CREATE TABLE IF NOT EXISTS {loads} (
+                    batch_key TEXT PRIMARY KEY,
+                    staged INTEGER NOT NULL,
+                    inserted INTEGER NOT NULL,
+                    loaded_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+            ).format(loads=self.loads),
+        ]

@@ -1,0 +1,1 @@
+"""Data sources. Each package here is one source, discovered and imported automatically."""

@@ -1,0 +1,1 @@
+"""A deterministic synthetic source for the demo, the tests and the benchmark."""

@@ -1,0 +1,34 @@
+"""The `synthetic` query: how many events, from which seed, with what share of bad records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from etl.errors import QueryError
+from etl.query import Query, query_type
+
+
+@query_type("synthetic")
+@dataclass(frozen=True)
+class SyntheticQuery(Query):
+    count: int = 1000
+    """How many records to produce."""
+    seed: int = 0
+    """Different seeds give disjoint event ids."""
+    bad_rate: float = 0.0
+    """Share of records (0 to 1) that are malformed on purpose."""
+    page_size: int = 1000
+    start: int = 0
+    """Index of the first record: sub-queries of a split cover disjoint ranges."""
+
+    summary_fields = ("count", "seed", "bad_rate")
+
+    def validate(self) -> None:
+        if self.count < 0:
+            raise QueryError(self.name, "count", f"{self.count} is negative; give 0 or more")
+        if not 0.0 <= self.bad_rate <= 1.0:
+            raise QueryError(self.name, "bad_rate", f"{self.bad_rate} is outside 0..1")
+        if self.page_size < 1:
+            raise QueryError(self.name, "page_size", f"{self.page_size} must be at least 1")
+        if self.start < 0:
+            raise QueryError(self.name, "start", f"{self.start} is negative")
