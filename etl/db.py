@@ -57,6 +57,17 @@ class RejectRow:
     workflow_id: str | None = None
 
 
+def reject_key(strategy: str, record: Any) -> str:
+    """A key derived from the record itself: the same bad record, from any run or retry, is one row."""
+    import hashlib
+
+    try:
+        text = json.dumps(record, sort_keys=True, ensure_ascii=True, default=repr)
+    except (TypeError, ValueError):
+        text = repr(record)
+    return f"{strategy}:{hashlib.sha256(text.encode('utf-8', 'backslashreplace')).hexdigest()[:40]}"
+
+
 def _json_for_reject(record: Any) -> str:
     """The raw record as JSON PostgreSQL accepts; a stand-in that keeps its text when it has none."""
     try:

@@ -1,7 +1,7 @@
 """Finds and imports every source, once, so its decorators register it.
 
 Every package under `sources/` is imported with all its modules (`query.py`,
-`flows/*.py`), so a source made by `scripts/new.py` is live without editing any
+`flows/*.py`; not its `fixture/` service), so a source made by `scripts/new.py` is live without editing any
 list. Installed distributions can contribute sources too, through the `etl.sources`
 entry-point group (each entry names a package or module to import).
 """
@@ -25,7 +25,9 @@ _done = False
 def _import_tree(package_name: str) -> None:
     package = importlib.import_module(package_name)
     for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=package_name + "."):
-        if info.name.rsplit(".", 1)[-1].startswith("_") or ".tests" in info.name:
+        parts = info.name.split(".")
+        # Fixture services and tests live beside a source but register nothing.
+        if parts[-1].startswith("_") or {"tests", "fixture"} & set(parts):
             continue
         importlib.import_module(info.name)
 

@@ -100,3 +100,12 @@ async def run_flow(client, settings: Settings, task_queue: str):
 
     async with FlowRunner(client, settings, task_queue) as runner:
         yield runner.run
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def flow_runner(client, settings: Settings, task_queue: str):
+    """The FlowRunner itself, for tests that start flows and watch them (`.start`, `.run`)."""
+    from tests.flows import FlowRunner
+
+    async with FlowRunner(client, settings, task_queue) as runner:
+        yield runner

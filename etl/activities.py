@@ -1,0 +1,161 @@
+"""The batch flow's activities: extract, transform and load one staged batch each.
+
+`ETLActivities` is built once per worker and handed its dependencies (settings and
+`Database`). Its methods are sync: sources and psycopg2 block, so the worker runs them
+on a thread pool. Errors retrying cannot fix leave here as non-retryable
+`ApplicationError`s whose `type` is the error class name (see `etl.errors`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from datetime import date, datetime
+from typing import Any, Callable, TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from etl.db import Database, RejectRow, reject_key
+from etl.errors import EtlError
+from etl.extract import ExtractStrategy
+from etl.inputs import (BatchRef, ExtractBatchInput, ExtractBatchResult, LoadResult,
+                        TransformResult)
+from etl.models import transform
+from etl.query import Query, QueryFactory
+from etl.settings import Settings
+from etl.staging import StagedBatchMissing, Staging
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Error type names the workflows list as non-retryable.
+NON_RETRYABLE_TYPES = ["QueryError", "SourceError", "UnknownNameError", "DuplicateNameError",
+                       "ConfigError", "StagedBatchMissing"]
+
+
+def non_retryable_errors(fn: F) -> F:
+    """Turn the project's permanent errors into non-retryable ApplicationErrors with a stable type."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (EtlError, StagedBatchMissing) as exc:
+            if getattr(exc, "retryable", False):
+                raise
+            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"a value of type {type(value).__name__} is not JSON")
+
+
+def encode_record(record: Any) -> str:
+    """One raw record as a JSON line; ASCII-only so any text (lone surrogates, NULs) survives staging
+    and the transform can reject it with a precise reason."""
+    return json.dumps(record, ensure_ascii=True, default=_json_default, allow_nan=False)
+
+
+def resolve(query_type: str, strategy_name: str, args: dict[str, Any]) -> tuple[Query, ExtractStrategy]:
+    """The validated query and the strategy, checked to belong together."""
+    strategy = ExtractStrategy.create(strategy_name)
+    if strategy.query_type != query_type:
+        from etl.errors import QueryError
+
+        raise QueryError(query_type, None, f"strategy {strategy_name!r} takes a {strategy.query_type!r} query, "
+                                           f"not {query_type!r}")
+    return QueryFactory.create(query_type, args), strategy
+
+
+def record_rejects(db: Database, strategy: str, items: list[tuple[Any, str]]) -> int:
+    """Write `(raw, reason)` rejects with keys derived from the records, so retries and re-runs
+    keep one row each. Returns how many were new."""
+    workflow_id = activity.info().workflow_id if activity.in_activity() else None
+    source = strategy.split("-", 1)[0]
+    return db.insert_rejects(
+        RejectRow(key=reject_key(strategy, raw), record=raw, reason=reason, source=source,
+                  strategy=strategy, workflow_id=workflow_id)
+        for raw, reason in items
+    )
+
+
+class ETLActivities:
+    """Extract, transform and load, one staged batch at a time."""
+
+    def __init__(self, settings: Settings, db: Database):
+        self.settings = settings
+        self.db = db
+        self.staging = Staging(db)
+
+    def _rejects(self, strategy: str, items: list[tuple[Any, str]]) -> int:
+        return record_rejects(self.db, strategy, items)
+
+    @activity.defn
+    @non_retryable_errors
+    def extract_batch(self, inp: ExtractBatchInput) -> ExtractBatchResult:
+        """Read pages from `inp.cursor` until `batch_size` records, and stage them."""
+        query, strategy = resolve(inp.query_type, inp.strategy, inp.args)
+        lines: list[str] = []
+        unstorable: list[tuple[Any, str]] = []
+        cursor, done, extracted = inp.cursor, True, 0
+        pages = strategy.pages(query, inp.cursor, self.settings)
+        try:
+            for page in pages:
+                for record in page.records:
+                    try:
+                        lines.append(encode_record(record))
+                    except (TypeError, ValueError) as exc:
+                        unstorable.append((record, f"record cannot be stored as JSON: {exc}"))
+                    extracted += 1
+                cursor = page.cursor
+                activity.heartbeat(cursor)
+                if extracted >= inp.batch_size:
+                    done = False
+                    break
+        finally:
+            close = getattr(pages, "close", None)
+            if close:
+                close()
+        self.staging.stage_raw(inp.batch_key, lines)
+        if unstorable:
+            self._rejects(inp.strategy, unstorable)
+        activity.logger.info("extracted %d records into %s (done=%s)", extracted, inp.batch_key, done)
+        return ExtractBatchResult(inp.batch_key, extracted, len(lines), len(unstorable),
+                                  cursor, done)
+
+    @activity.defn
+    @non_retryable_errors
+    def transform_batch(self, ref: BatchRef) -> TransformResult:
+        """Turn a staged raw batch into staged events and recorded rejects."""
+        lines = self.staging.read_raw(ref.batch_key)
+        if lines is None:
+            raise StagedBatchMissing(f"raw batch {ref.batch_key} is not staged; was it loaded already?")
+        records = [json.loads(line) for line in lines]
+        events, rejects = transform(records)
+        self.staging.stage_events(ref.batch_key, events)
+        if rejects:
+            self._rejects(ref.strategy, rejects)
+        activity.logger.info("transformed %s: %d events, %d rejects", ref.batch_key, len(events), len(rejects))
+        return TransformResult(ref.batch_key, len(events), len(rejects))
+
+    @activity.defn
+    @non_retryable_errors
+    def load_batch(self, ref: BatchRef) -> LoadResult:
+        """Insert a staged batch into the events table, idempotently."""
+        counts = self.staging.load_staged(ref.batch_key, ref.expected)
+        activity.logger.info("loaded %s: %d new, %d already present", ref.batch_key, counts.inserted,
+                             counts.staged - counts.inserted)
+        return LoadResult(ref.batch_key, counts.inserted, counts.staged - counts.inserted)
+
+    @activity.defn
+    @non_retryable_errors
+    def finish_flow(self, flow_key: str) -> None:
+        """Drop the flow's leftover staging and its load ledger."""
+        self.staging.forget(flow_key)

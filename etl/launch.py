@@ -1,0 +1,102 @@
+"""Planning and starting flows: what `run_flow.py`, `run_queue.py`, the demo and the tests share.
+
+`plan_flow` validates everything before anything starts (unknown strategy, missing or
+malformed argument) and derives a readable, deterministic workflow id: the same query
+gives the same id, so launching twice while one runs attaches to it instead of doubling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy,
+                               WorkflowIDReusePolicy)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from etl import search_attributes as sa
+from etl.extract import ExtractStrategy
+from etl.inputs import ETLFlowInput, FlowSummary
+from etl.query import Query, QueryFactory
+from etl.settings import Settings
+
+
+@dataclass
+class FlowPlan:
+    """Everything needed to start one flow; nothing secret."""
+
+    workflow_id: str
+    streaming: bool
+    task_queue: str
+    input: ETLFlowInput
+    query: Query = field(repr=False)
+
+    @property
+    def workflow_name(self) -> str:
+        return "StreamingETLFlow" if self.streaming else "ETLFlow"
+
+    def memo(self) -> dict[str, Any]:
+        return {"query": self.query.to_summary_base(), "strategy": self.input.extract_strategy,
+                "query_type": self.input.query_type}
+
+    def search_attributes(self) -> TypedSearchAttributes:
+        summary = ", ".join(f"{k}={v}" for k, v in self.query.to_summary_base().items())
+        pairs = [
+            SearchAttributePair(sa.ETL_SOURCE, self.input.query_type),
+            SearchAttributePair(sa.ETL_STRATEGY, self.input.extract_strategy),
+            SearchAttributePair(sa.ETL_FLOW_KIND, "streaming" if self.streaming else "batch"),
+            SearchAttributePair(sa.ETL_QUERY, summary[:2000]),
+        ]
+        member = self.query.member()
+        if member:
+            pairs.append(SearchAttributePair(sa.ETL_MEMBER, str(member)))
+        return TypedSearchAttributes(pairs)
+
+
+def flow_id(strategy: str, query: Query, streaming: bool) -> str:
+    """`<strategy>[-stream][-<member>]-<hash of the query>`: readable and deterministic."""
+    canonical = json.dumps(query.to_dict(), sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{strategy}|{canonical}".encode()).hexdigest()[:10]
+    parts = [strategy] + (["stream"] if streaming else [])
+    member = query.member()
+    if member:
+        parts.append(str(member))
+    return "-".join(parts + [digest])
+
+
+def plan_flow(settings: Settings, strategy: str, args: dict[str, Any], *, streaming: bool = False,
+              task_queue: str | None = None, workflow_id: str | None = None, **input_fields: Any) -> FlowPlan:
+    """Validate a flow and decide its id; raises UnknownNameError or QueryError before anything starts."""
+    strat = ExtractStrategy.create(strategy)
+    query = QueryFactory.create(strat.query_type, args)
+    inp = ETLFlowInput(query_type=strat.query_type, extract_strategy=strategy, args=query.to_dict(),
+                       **input_fields)
+    queue = task_queue or (settings.streaming_task_queue if streaming else settings.task_queue)
+    return FlowPlan(workflow_id or flow_id(strategy, query, streaming), streaming, queue, inp, query)
+
+
+async def start_flow(client: Client, plan: FlowPlan) -> tuple[WorkflowHandle, bool]:
+    """Start the flow; if one with the same id is running, attach to it. Returns (handle, started)."""
+    try:
+        handle = await client.start_workflow(
+            plan.workflow_name,
+            plan.input,
+            id=plan.workflow_id,
+            task_queue=plan.task_queue,
+            memo=plan.memo(),
+            search_attributes=plan.search_attributes(),
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            static_summary=f"{plan.input.extract_strategy}: {plan.memo()['query']}",
+            result_type=FlowSummary,
+        )
+        return handle, True
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(plan.workflow_id, result_type=FlowSummary), False
+
+
+def ui_link(settings: Settings, workflow_id: str) -> str:
+    return f"{settings.ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"

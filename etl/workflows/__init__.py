@@ -1,0 +1,1 @@
+"""The workflows: `ETLFlow` (batch), `StreamingETLFlow`, and the fan-out that launches many."""

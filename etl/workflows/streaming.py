@@ -1,0 +1,126 @@
+"""`StreamingETLFlow`: pages flow through extract, transform and load inside chunk activities,
+with bounded memory and a bounded number of chunks in flight.
+
+The query is split into disjoint chunks (when its source can split), and a sliding window
+keeps `chunks_in_flight` of them running, so a fleet's cores work in parallel. Each chunk
+activity runs a bounded number of pages, heartbeating its cursor after each committed page,
+and hands its state back; the flow re-queues it until it is done. History holds only chunk
+states (arguments, cursors, counts) and the flow continues as new when it grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from etl.inputs import (ChunkInput, ChunkState, ETLFlowInput, FlowProgress, FlowState, FlowSummary,
+                            SplitInput)
+    from etl.streaming_activities import StreamingActivities
+    from etl.workflows.common import ACTIVITY_RETRY, expected_records, should_continue_as_new, summary_of
+
+#: Pages per chunk activity call: long enough to amortise scheduling, short enough that
+#: progress and history advance steadily.
+PAGES_PER_CALL = 25
+
+
+@workflow.defn
+class StreamingETLFlow:
+    def __init__(self) -> None:
+        self._state = FlowState()
+        self._stage = "starting"
+        self._running = 0
+        self._expected: int | None = None
+
+    @workflow.query
+    def progress(self) -> FlowProgress:
+        s = self._state
+        done = sum(1 for c in s.chunks if c.done)
+        held = [c.held_note for c in s.chunks if c.held_note]
+        return FlowProgress(
+            stage=self._stage, extracted=s.extracted, rejected=s.rejected, loaded=s.loaded,
+            duplicates_skipped=s.duplicates_skipped, batches=s.batches, done=s.done, expected=self._expected,
+            chunks_running=self._running, chunks_done=done, chunks_total=len(s.chunks),
+            backpressure="; ".join(held[-3:]),
+        )
+
+    def _details(self) -> None:
+        s = self._state
+        done = sum(1 for c in s.chunks if c.done)
+        workflow.set_current_details(
+            f"**{self._stage}**\n\nchunks: {done}/{len(s.chunks)} done, {self._running} running · "
+            f"extracted: {s.extracted:,} · loaded: {s.loaded:,} · rejected: {s.rejected:,} · "
+            f"already present: {s.duplicates_skipped:,}"
+        )
+
+    @workflow.run
+    async def run(self, inp: ETLFlowInput) -> FlowSummary:
+        info = workflow.info()
+        self._state = state = inp.state or FlowState(
+            flow_key=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now().isoformat())
+        self._expected = expected_records(inp.args)
+        window = max(1, inp.chunks_in_flight)
+
+        if not state.chunks:
+            self._stage = "splitting the query into chunks"
+            parts = inp.chunk_count or window * 2
+            split = await workflow.execute_activity_method(
+                StreamingActivities.split_query,
+                SplitInput(inp.query_type, inp.extract_strategy, inp.args, parts),
+                start_to_close_timeout=timedelta(minutes=5), retry_policy=ACTIVITY_RETRY,
+                summary=f"split into up to {parts} chunks")
+            state.chunks = [ChunkState(index=i, args=args) for i, args in enumerate(split.chunk_args)]
+
+        queue = [c.index for c in state.chunks if not c.done]
+        running: dict[int, asyncio.Task] = {}
+        continuing = False
+        while queue or running:
+            while queue and len(running) < window and not continuing:
+                index = queue.pop(0)
+                running[index] = asyncio.create_task(self._run_chunk(inp, state.chunks[index]))
+            self._running = len(running)
+            self._stage = f"streaming: {len(running)} chunks in flight"
+            self._details()
+            finished, _ = await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+            for index, task in list(running.items()):
+                if task in finished:
+                    del running[index]
+                    chunk = task.result()
+                    if not chunk.done:
+                        queue.append(index)
+            if not continuing and should_continue_as_new():
+                continuing = True  # let the running chunks hand back their state, then start afresh
+            if continuing and not running:
+                break
+
+        self._running = 0
+        if queue:
+            self._stage = "continuing as new"
+            self._details()
+            state.runs += 1
+            workflow.continue_as_new(replace(inp, state=state))
+        state.done = True
+        self._stage = "completed"
+        self._details()
+        return summary_of(info.workflow_id, inp.extract_strategy, state, workflow.now())
+
+    async def _run_chunk(self, inp: ETLFlowInput, chunk: ChunkState) -> ChunkState:
+        state = self._state
+        result = await workflow.execute_activity_method(
+            StreamingActivities.process_chunk,
+            ChunkInput(state.flow_key, inp.query_type, inp.extract_strategy, chunk, PAGES_PER_CALL),
+            start_to_close_timeout=timedelta(hours=2),
+            heartbeat_timeout=timedelta(seconds=60),
+            retry_policy=ACTIVITY_RETRY,
+            summary=f"chunk {chunk.index}: {chunk.pages} pages done, up to {PAGES_PER_CALL} more",
+        )
+        state.extracted += result.extracted - chunk.extracted
+        state.rejected += result.rejected - chunk.rejected
+        state.loaded += result.loaded - chunk.loaded
+        state.duplicates_skipped += result.duplicates_skipped - chunk.duplicates_skipped
+        state.batches += result.pages - chunk.pages
+        state.chunks[chunk.index] = result
+        return result
