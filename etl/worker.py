@@ -16,9 +16,10 @@ from datetime import timedelta
 from typing import Iterable
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import FixedSizeSlotSupplier, Worker, WorkerTuner
 
 from etl.activities import ETLActivities
+from etl.backpressure import MemoryAwareSlotSupplier, MemoryGuard
 from etl.db import Database
 from etl.settings import Settings
 
@@ -40,22 +41,31 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str, concurr
         acts = ETLActivities(settings, db)
         workflows.append(ETLFlow)
         activities += [acts.extract_batch, acts.transform_batch, acts.load_batch, acts.finish_flow]
+    limits: dict = {"max_concurrent_activities": concurrency}
     if "streaming" in kinds:
         from etl.streaming_activities import StreamingActivities
         from etl.workflows.streaming import StreamingETLFlow
 
-        sacts = StreamingActivities(settings, db)
+        guard = MemoryGuard(settings.memory_limit_mib)
+        sacts = StreamingActivities(settings, db, guard)
         workflows.append(StreamingETLFlow)
         activities += [sacts.split_query, sacts.process_chunk]
+        # Above the memory threshold the worker stops taking activity tasks (new chunks).
+        limits = {"tuner": WorkerTuner.create_composite(
+            workflow_supplier=FixedSizeSlotSupplier(100),
+            activity_supplier=MemoryAwareSlotSupplier(concurrency, guard),
+            local_activity_supplier=FixedSizeSlotSupplier(10),
+            nexus_supplier=FixedSizeSlotSupplier(10),
+        )}
     return Worker(
         client,
         task_queue=task_queue,
         workflows=workflows,
         activities=activities,
         activity_executor=ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="activity"),
-        max_concurrent_activities=concurrency,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         identity=identity,
+        **limits,
     )
 
 
@@ -70,3 +80,50 @@ async def serve(worker: Worker) -> None:
         await stop.wait()
         log.info("signal received: draining (up to %ss)", int(GRACEFUL_SHUTDOWN.total_seconds()))
     log.info("worker stopped")
+
+
+def main(kind: str, argv: list[str] | None = None) -> int:
+    """The command line of `python -m workers.etl_worker` and `python -m workers.streaming_worker`."""
+    import argparse
+    import os
+    import socket
+
+    from etl.client import connect
+    from etl.errors import EtlError
+    from etl.settings import load_settings
+
+    try:
+        settings = load_settings()
+    except EtlError as exc:
+        print(f"error: {exc}")
+        return 2
+    default_queue = settings.streaming_task_queue if kind == "streaming" else settings.task_queue
+    parser = argparse.ArgumentParser(
+        prog=f"python -m workers.{'streaming_worker' if kind == 'streaming' else 'etl_worker'}",
+        description=f"Run a {kind} worker of the ETL fleet until SIGTERM or Ctrl-C, then drain gracefully: "
+                    f"in-flight activities get up to {int(GRACEFUL_SHUTDOWN.total_seconds())}s to finish, "
+                    "after which Temporal hands them to another worker.")
+    parser.add_argument("--task-queue", default=default_queue,
+                        help=f"task queue to poll (default {default_queue!r}, from "
+                             f"{'ETL_STREAMING_TASK_QUEUE' if kind == 'streaming' else 'ETL_TASK_QUEUE'})")
+    parser.add_argument("--concurrency", type=int, default=settings.worker_concurrency,
+                        help=f"activities run at once, on that many threads (default {settings.worker_concurrency}, "
+                             "from WORKER_CONCURRENCY)")
+    parser.add_argument("--health-port", type=int, default=settings.health_port,
+                        help="serve /healthz and /metrics on this loopback port (default HEALTH_PORT; 0: off)")
+    args = parser.parse_args(argv)
+    if args.concurrency < 1:
+        parser.error(f"--concurrency {args.concurrency}: give 1 or more")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    identity = f"{kind}@{socket.gethostname()}:{os.getpid()}"
+
+    async def run() -> None:
+        client = await connect(settings)
+        worker = build_worker(client, settings, task_queue=args.task_queue, concurrency=args.concurrency,
+                              kinds=(kind,), identity=identity)
+        log.info("%s starting on %s (queue %r, concurrency %d)", identity, settings.temporal_host,
+                 args.task_queue, args.concurrency)
+        await serve(worker)
+
+    asyncio.run(run())
+    return 0

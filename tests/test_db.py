@@ -1,0 +1,100 @@
+"""The Database layer against a real PostgreSQL: idempotent loads, pool recovery, identifiers."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg2
+import pytest
+
+from etl.db import Database, RejectRow
+from etl.errors import ConfigError
+from etl.models import transform
+from sources.synthetic.flows.events import record
+
+
+def make_events(n: int, seed: int = 1):
+    events, rejects = transform(record(seed, 0.0, i) for i in range(n))
+    assert not rejects
+    return events
+
+
+def test_loading_the_same_events_twice_keeps_one_row_each(db):
+    events = make_events(100_000)
+    assert db.insert_events_batch(events) == 100_000
+    assert db.insert_events_batch(events) == 0
+    assert db.count_events() == 100_000
+
+
+def test_duplicates_inside_one_batch_are_inserted_once(db):
+    events = make_events(90)
+    batch = events + events[:10]
+    assert db.insert_events_batch(batch) == 90
+    assert db.count_events() == 90
+
+
+def test_derived_columns_are_stored(db):
+    events, _ = transform([{"event_id": "x1", "employee_id": "bob", "timezone": "Europe/Berlin",
+                            "event_time_utc": "2024-03-31T01:30:00Z", "metrics": {"heat": 3}}])
+    db.insert_events_batch(events)
+    row = db.run(lambda cur: (cur.execute(
+        f'SELECT event_time::text, week::text, timezone, metrics FROM "{db.tables.name}" WHERE event_id = %s',
+        ("x1",)), cur.fetchone())[1])
+    assert row == ("2024-03-31 03:30:00", "2024-03-25", "Europe/Berlin", {"heat": 3})
+
+
+def test_pool_recovers_after_every_backend_is_killed(db, stack):
+    db.insert_events_batch(make_events(10, seed=2))
+    before = db.get_pool_status()
+    assert before["open"] and before["in_use"] == 0
+
+    admin = psycopg2.connect(stack.settings.dsn())
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    admin.close()
+
+    assert db.insert_events_batch(make_events(20, seed=2)) == 10
+    after = db.get_pool_status()
+    assert after["recreations"] == before["recreations"] + 1
+    assert after["in_use"] == 0 and after["max"] == db.settings.db_max_conn
+
+
+def test_bad_table_name_is_refused_before_any_sql(settings):
+    with pytest.raises(ConfigError) as err:
+        settings.replace(events_table="events; drop table x")
+    assert err.value.variable == "EVENTS_TABLE"
+
+
+def test_rejects_are_recorded_once(db):
+    rows = [RejectRow(key="k1", record={"a": 1}, reason="event_id is missing", source="s", strategy="s-x"),
+            RejectRow(key="k2", record={"b": "\x00nul"}, reason="NUL", source="s", strategy="s-x")]
+    assert db.insert_rejects(rows) == 2
+    assert db.insert_rejects(rows) == 0
+    assert db.count_rejects() == 2
+
+
+def test_health_and_concurrent_inserts_share_the_pool(db):
+    assert db.health_check()
+    errors: list[BaseException] = []
+
+    def insert(seed: int) -> None:
+        try:
+            db.insert_events_batch(make_events(500, seed=seed))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=insert, args=(100 + i,)) for i in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert db.count_events() == 30 * 500
+    assert db.get_pool_status()["in_use"] == 0
+
+
+def test_one_instance_per_configuration(settings):
+    assert Database.get(settings) is Database.get(settings)
+    assert Database.get(settings.replace(events_table="other_table")) is not Database.get(settings)

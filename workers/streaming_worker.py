@@ -1,0 +1,12 @@
+"""A streaming worker (StreamingETLWorker): runs StreamingETLFlow and its chunk activities,
+taking no new chunks while its memory is above MEMORY_LIMIT_MIB.
+
+    python -m workers.streaming_worker [--task-queue Q] [--concurrency N]
+"""
+
+import sys
+
+from etl.worker import main
+
+if __name__ == "__main__":
+    sys.exit(main("streaming"))
