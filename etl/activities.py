@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from etl.db import Database, RejectRow, reject_key
 from etl.errors import EtlError
+from etl.heartbeat import Heartbeater
 from etl.extract import ExtractStrategy
 from etl.inputs import (BatchRef, ExtractBatchInput, ExtractBatchResult, LoadResult,
                         TransformResult)
@@ -106,42 +107,43 @@ class ETLActivities:
         unstorable: list[tuple[Any, str]] = []
         cursor, done, extracted = inp.cursor, True, 0
         pages = strategy.pages(query, inp.cursor, self.settings)
-        try:
-            for page in pages:
-                for record in page.records:
-                    try:
-                        lines.append(encode_record(record))
-                    except (TypeError, ValueError) as exc:
-                        unstorable.append((record, f"record cannot be stored as JSON: {exc}"))
-                    extracted += 1
-                cursor = page.cursor
-                activity.heartbeat(cursor)
-                if extracted >= inp.batch_size:
-                    done = False
-                    break
-        finally:
-            close = getattr(pages, "close", None)
-            if close:
-                close()
-        self.staging.stage_raw(inp.batch_key, lines)
-        if unstorable:
-            self._rejects(inp.strategy, unstorable)
+        with Heartbeater() as hb:
+            try:
+                for page in pages:
+                    for record in page.records:
+                        try:
+                            lines.append(encode_record(record))
+                        except (TypeError, ValueError) as exc:
+                            unstorable.append((record, f"record cannot be stored as JSON: {exc}"))
+                    extracted += len(page.records)
+                    cursor = page.cursor
+                    hb.beat(cursor)
+                    if extracted >= inp.batch_size:
+                        done = False
+                        break
+            finally:
+                close = getattr(pages, "close", None)
+                if close:
+                    close()
+            self.staging.stage_raw(inp.batch_key, lines)
+            if unstorable:
+                self._rejects(inp.strategy, unstorable)
         activity.logger.info("extracted %d records into %s (done=%s)", extracted, inp.batch_key, done)
-        return ExtractBatchResult(inp.batch_key, extracted, len(lines), len(unstorable),
-                                  cursor, done)
+        return ExtractBatchResult(inp.batch_key, extracted, len(lines), len(unstorable), cursor, done)
 
     @activity.defn
     @non_retryable_errors
     def transform_batch(self, ref: BatchRef) -> TransformResult:
         """Turn a staged raw batch into staged events and recorded rejects."""
-        lines = self.staging.read_raw(ref.batch_key)
-        if lines is None:
-            raise StagedBatchMissing(f"raw batch {ref.batch_key} is not staged; was it loaded already?")
-        records = [json.loads(line) for line in lines]
-        events, rejects = transform(records)
-        self.staging.stage_events(ref.batch_key, events)
-        if rejects:
-            self._rejects(ref.strategy, rejects)
+        with Heartbeater():
+            lines = self.staging.read_raw(ref.batch_key)
+            if lines is None:
+                raise StagedBatchMissing(f"raw batch {ref.batch_key} is not staged; was it loaded already?")
+            records = [json.loads(line) for line in lines]
+            events, rejects = transform(records)
+            self.staging.stage_events(ref.batch_key, events)
+            if rejects:
+                self._rejects(ref.strategy, rejects)
         activity.logger.info("transformed %s: %d events, %d rejects", ref.batch_key, len(events), len(rejects))
         return TransformResult(ref.batch_key, len(events), len(rejects))
 
@@ -149,7 +151,8 @@ class ETLActivities:
     @non_retryable_errors
     def load_batch(self, ref: BatchRef) -> LoadResult:
         """Insert a staged batch into the events table, idempotently."""
-        counts = self.staging.load_staged(ref.batch_key, ref.expected)
+        with Heartbeater():
+            counts = self.staging.load_staged(ref.batch_key, ref.expected)
         activity.logger.info("loaded %s: %d new, %d already present", ref.batch_key, counts.inserted,
                              counts.staged - counts.inserted)
         return LoadResult(ref.batch_key, counts.inserted, counts.staged - counts.inserted)

@@ -22,14 +22,22 @@ _lock = threading.RLock()
 _done = False
 
 
+def _skipped(name: str) -> bool:
+    # Fixture services and tests live beside a source but register nothing.
+    return name.startswith("_") or name in ("tests", "fixture")
+
+
 def _import_tree(package_name: str) -> None:
+    """Import a package and its modules, never entering (or importing) a skipped subpackage."""
     package = importlib.import_module(package_name)
-    for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=package_name + "."):
-        parts = info.name.split(".")
-        # Fixture services and tests live beside a source but register nothing.
-        if parts[-1].startswith("_") or {"tests", "fixture"} & set(parts):
+    for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
+        if _skipped(info.name):
             continue
-        importlib.import_module(info.name)
+        name = f"{package_name}.{info.name}"
+        if info.ispkg:
+            _import_tree(name)
+        else:
+            importlib.import_module(name)
 
 
 def discover(force: bool = False) -> None:
@@ -43,7 +51,7 @@ def discover(force: bool = False) -> None:
         import sources
 
         for info in pkgutil.iter_modules(sources.__path__):
-            if info.ispkg and not info.name.startswith("_"):
+            if info.ispkg and not _skipped(info.name):
                 _import_tree(f"sources.{info.name}")
         for entry in entry_points(group=ENTRY_POINT_GROUP):
             log.debug("importing source %s from entry point %s", entry.value, entry.name)

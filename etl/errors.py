@@ -7,6 +7,7 @@
     │   └── UnknownNameError   a name that is not registered (lists the known ones)
     ├── QueryError             a query argument is missing or malformed (names the field)
     ├── SourceError            the source refused us; retrying cannot fix it (401, 404, no such member)
+    ├── SourceUnavailable      the source is down or rate-limited for now; the activity retries
     └── StackError             the embedded stack cannot start (a port taken, a binary missing)
 
 Errors carry the offending values as attributes. Activities turn `QueryError`,
@@ -79,6 +80,17 @@ class SourceError(EtlError):
 
     def __init__(self, message: str, *, status: int | None = None):
         self.status = status
+        super().__init__(message)
+
+
+class SourceUnavailable(EtlError):
+    """The source cannot answer now (5xx, rate limit far from reset, timeouts); retrying later can help."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after_s: float | None = None):
+        self.status = status
+        self.retry_after_s = retry_after_s
         super().__init__(message)
 
 

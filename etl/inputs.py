@@ -45,6 +45,8 @@ class ETLFlowInput:
     """StreamingETLFlow: chunk activities running at once (the sliding window)."""
     chunk_count: int = 0
     """StreamingETLFlow: how many chunks to split the query into (0: `chunks_in_flight` x 2)."""
+    heartbeat_timeout_s: int = 30
+    """How soon a silent activity (a dead worker) is retried elsewhere."""
     state: FlowState | None = None
     """Set by the flow itself when it continues as new."""
 

@@ -19,6 +19,7 @@ from temporalio import activity
 from etl.activities import non_retryable_errors, record_rejects, resolve
 from etl.backpressure import MemoryGuard
 from etl.db import Database
+from etl.heartbeat import Heartbeater
 from etl.inputs import ChunkInput, ChunkState, SplitInput, SplitResult
 from etl.models import transform
 from etl.query import QueryFactory
@@ -63,32 +64,34 @@ class StreamingActivities:
         pages = strategy.pages(query, chunk.cursor, self.settings)
         done_this_call = 0
         finished = True
-        try:
-            for page in pages:
-                events, rejects = transform(page.records)
-                inserted = self.db.insert_events_batch(events)
-                if rejects:
-                    record_rejects(self.db, inp.strategy, rejects)
-                chunk.cursor = page.cursor
-                chunk.pages += 1
-                chunk.extracted += len(page.records)
-                chunk.rejected += len(rejects)
-                chunk.loaded += inserted
-                chunk.duplicates_skipped += len(events) - inserted
-                activity.heartbeat(chunk)
-                held = self.guard.wait_below(lambda: activity.heartbeat(chunk))
-                if held:
-                    chunk.held_s += held
-                    chunk.held_note = (f"{self.identity} paused {held:.1f}s: RSS above "
-                                       f"MEMORY_LIMIT_MIB={self.guard.limit_mib}")
-                done_this_call += 1
-                if inp.max_pages and done_this_call >= inp.max_pages:
-                    finished = False
-                    break
-        finally:
-            close = getattr(pages, "close", None)
-            if close:
-                close()
+        with Heartbeater() as hb:
+            hb.beat(chunk)
+            try:
+                for page in pages:
+                    events, rejects = transform(page.records)
+                    inserted = self.db.insert_events_batch(events)
+                    if rejects:
+                        record_rejects(self.db, inp.strategy, rejects)
+                    chunk.cursor = page.cursor
+                    chunk.pages += 1
+                    chunk.extracted += len(page.records)
+                    chunk.rejected += len(rejects)
+                    chunk.loaded += inserted
+                    chunk.duplicates_skipped += len(events) - inserted
+                    hb.beat(dataclasses.replace(chunk))
+                    held = self.guard.wait_below()
+                    if held:
+                        chunk.held_s += held
+                        chunk.held_note = (f"{self.identity} paused {held:.1f}s: RSS above "
+                                           f"MEMORY_LIMIT_MIB={self.guard.limit_mib}")
+                    done_this_call += 1
+                    if inp.max_pages and done_this_call >= inp.max_pages:
+                        finished = False
+                        break
+            finally:
+                close = getattr(pages, "close", None)
+                if close:
+                    close()
         chunk.done = finished
         chunk.peak_rss_mib = max(chunk.peak_rss_mib, self.guard.peak_mib)
         return chunk

@@ -38,8 +38,12 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str, concurr
     workflows: list = []
     activities: list = []
     if "batch" in kinds:
+        from etl.workflows.fanout import FanOutFlow
+        from etl.workflows.scheduled import ScheduledFlow
+
         acts = ETLActivities(settings, db)
-        workflows.append(ETLFlow)
+        # Batch workers also run the fleet's orchestration: fan-outs and scheduled runs.
+        workflows += [ETLFlow, FanOutFlow, ScheduledFlow]
         activities += [acts.extract_batch, acts.transform_batch, acts.load_batch, acts.finish_flow]
     limits: dict = {"max_concurrent_activities": concurrency}
     if "streaming" in kinds:

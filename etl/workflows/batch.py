@@ -62,7 +62,7 @@ class ETLFlow:
                 ExtractBatchInput(state.flow_key, key, inp.query_type, inp.extract_strategy, inp.args,
                                   state.cursor, inp.batch_size),
                 start_to_close_timeout=timedelta(hours=2),
-                heartbeat_timeout=timedelta(minutes=5),
+                heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
                 retry_policy=ACTIVITY_RETRY,
                 summary=f"extract batch {number} (up to {inp.batch_size:,} records)",
             )
@@ -98,7 +98,7 @@ class ETLFlow:
         self._details()
         transformed = await workflow.execute_activity_method(
             ETLActivities.transform_batch, ref, start_to_close_timeout=timedelta(minutes=30),
-            heartbeat_timeout=None, retry_policy=ACTIVITY_RETRY,
+            heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s), retry_policy=ACTIVITY_RETRY,
             summary=f"transform batch {number}: {staged:,} records")
         state.rejected += transformed.rejected
         self._stage = f"loading batch {number}"
@@ -106,6 +106,7 @@ class ETLFlow:
         loaded = await workflow.execute_activity_method(
             ETLActivities.load_batch, replace(ref, expected=transformed.staged),
             start_to_close_timeout=timedelta(minutes=30), retry_policy=ACTIVITY_RETRY,
+            heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
             summary=f"load batch {number}: {transformed.staged:,} events")
         state.loaded += loaded.inserted
         state.duplicates_skipped += loaded.duplicates_skipped

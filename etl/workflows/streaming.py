@@ -113,7 +113,7 @@ class StreamingETLFlow:
             StreamingActivities.process_chunk,
             ChunkInput(state.flow_key, inp.query_type, inp.extract_strategy, chunk, PAGES_PER_CALL),
             start_to_close_timeout=timedelta(hours=2),
-            heartbeat_timeout=timedelta(seconds=60),
+            heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
             retry_policy=ACTIVITY_RETRY,
             summary=f"chunk {chunk.index}: {chunk.pages} pages done, up to {PAGES_PER_CALL} more",
         )

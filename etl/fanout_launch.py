@@ -1,0 +1,88 @@
+"""Submitting planned flows as one durable `FanOutFlow` (`run_queue.py --durable`).
+
+The fan-out's id is derived from the set of flows (`fanout-<hash>`), so submitting the same
+file again attaches to the running fan-out, or, once it completed, reuses its result instead
+of starting it again, just as `etl.queue` does for single flows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from etl import search_attributes as sa
+from etl.fleet_inputs import ChildFlow, FanOutInput, FanOutSummary
+from etl.launch import FlowPlan
+from etl.queue import FlowFileError
+
+#: Workflow inputs stay well under Temporal's 256 KiB payload guidance.
+MAX_INPUT_BYTES = 200 * 1024
+
+
+def child_of(plan: FlowPlan) -> ChildFlow:
+    """A planned flow as a fan-out child (its id becomes the child's key)."""
+    attrs = {pair.key.name: str(pair.value) for pair in plan.search_attributes()}
+    return ChildFlow(key=plan.workflow_id, input=plan.input, task_queue=plan.task_queue,
+                     streaming=plan.streaming, memo=plan.memo(), search_attributes=attrs)
+
+
+def fanout_id(plans: list[FlowPlan]) -> str:
+    digest = hashlib.sha256("|".join(sorted(p.workflow_id for p in plans)).encode()).hexdigest()[:10]
+    return f"fanout-{len(plans)}-{digest}"
+
+
+@dataclass
+class FanOutPlan:
+    workflow_id: str
+    task_queue: str
+    input: FanOutInput
+
+    def memo(self) -> dict[str, Any]:
+        strategies = sorted({c.input.extract_strategy for c in self.input.flows})
+        return {"flows": len(self.input.flows), "strategies": strategies, "concurrency": self.input.concurrency}
+
+    def search_attributes(self) -> TypedSearchAttributes:
+        memo = self.memo()
+        return TypedSearchAttributes([
+            SearchAttributePair(sa.ETL_FLOW_KIND, "fanout"),
+            SearchAttributePair(sa.ETL_QUERY, f"{memo['flows']} flows: {', '.join(memo['strategies'])}"[:2000]),
+        ])
+
+
+def plan_fanout(client: Client, plans: list[FlowPlan], *, concurrency: int, task_queue: str,
+                source: str = "flows") -> FanOutPlan:
+    """One fan-out over `plans`; refuses one whose input would be too large for a workflow payload."""
+    inp = FanOutInput([child_of(p) for p in plans], concurrency=concurrency)
+    size = len(client.data_converter.payload_converter.to_payloads([inp])[0].data)
+    if size > MAX_INPUT_BYTES:
+        raise FlowFileError(source, f"{len(plans)} flows make a fan-out input of {size // 1024} KiB, above the "
+                                    f"{MAX_INPUT_BYTES // 1024} KiB a workflow input may use; split the file, "
+                                    "or launch without --durable")
+    return FanOutPlan(fanout_id(plans), task_queue, inp)
+
+
+async def submit_fanout(client: Client, plan: FanOutPlan) -> tuple[WorkflowHandle, str]:
+    """Start the fan-out, attach to it while it runs, or reuse it once completed.
+    Returns (handle, note) with note `started`, `attached` or `already completed`."""
+    handle = client.get_workflow_handle(plan.workflow_id, result_type=FanOutSummary)
+    try:
+        if (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED:
+            return handle, "already completed"
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    try:
+        handle = await client.start_workflow(
+            "FanOutFlow", plan.input, id=plan.workflow_id, task_queue=plan.task_queue,
+            memo=plan.memo(), search_attributes=plan.search_attributes(),
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL, result_type=FanOutSummary,
+            static_summary=f"fan-out of {len(plan.input.flows)} flows, {plan.input.concurrency} at a time")
+        return handle, "started"
+    except WorkflowAlreadyStartedError:
+        return handle, "attached"

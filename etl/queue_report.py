@@ -1,0 +1,68 @@
+"""What a launch of many flows prints at the end: a table per flow, totals, and what was started."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any
+
+from etl.fleet_inputs import ChildOutcome
+
+
+def totals(outcomes: list[ChildOutcome]) -> dict[str, Any]:
+    done = [o.summary for o in outcomes if o.summary is not None]
+    return {
+        "flows": len(outcomes),
+        "completed": len(done),
+        "failed": len(outcomes) - len(done),
+        "extracted": sum(s.extracted for s in done),
+        "loaded": sum(s.loaded for s in done),
+        "rejected": sum(s.rejected for s in done),
+        "duration_s": round(sum(o.duration_s for o in outcomes), 3),
+    }
+
+
+def launch_note(outcomes: list[ChildOutcome]) -> str:
+    """One line on what this launch started; says so plainly when it started nothing."""
+    notes = Counter(o.note.split(" (")[0] for o in outcomes)
+    reused, started = notes["already completed"], notes["started"] + notes["restarted"]
+    if started == 0 and notes["attached"] == 0 and reused:
+        return (f"nothing new started: all {reused} flows had already completed; "
+                "their recorded results are shown")
+    parts = [f"started {started}"]
+    if notes["restarted"]:
+        parts.append(f"{notes['restarted']} of them after a failed or stopped run")
+    parts.append(f"attached to {notes['attached']} already running")
+    parts.append(f"reused {reused} completed")
+    return ", ".join(parts)
+
+
+def summary_table(outcomes: list[ChildOutcome]) -> str:
+    """Per flow: status, events loaded, rejects, duration, how the launcher came by it; then totals."""
+    rows = [("FLOW", "STATUS", "LOADED", "REJECTS", "DURATION", "NOTE")]
+    for o in outcomes:
+        loaded = f"{o.summary.loaded:,}" if o.summary else "-"
+        rejects = f"{o.summary.rejected:,}" if o.summary else "-"
+        rows.append((o.workflow_id, o.status, loaded, rejects, f"{o.duration_s:.1f}s", o.note))
+    t = totals(outcomes)
+    rows.append((f"TOTAL: {t['flows']} flows", f"{t['completed']} ok, {t['failed']} failed",
+                 f"{t['loaded']:,}", f"{t['rejected']:,}", f"{t['duration_s']:.1f}s", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    right = {2, 3, 4}
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0 or n == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def failures(outcomes: list[ChildOutcome]) -> str:
+    failed = [o for o in outcomes if o.status != "completed"]
+    return "\n".join([f"{len(failed)} flow(s) failed:"] + [f"  {o.workflow_id}: {o.error}" for o in failed])
+
+
+def as_json(outcomes: list[ChildOutcome]) -> dict[str, Any]:
+    return {"flows": [dataclasses.asdict(o) for o in outcomes], "totals": totals(outcomes),
+            "note": launch_note(outcomes)}

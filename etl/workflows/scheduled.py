@@ -1,0 +1,88 @@
+"""`ScheduledFlow`: what a Temporal Schedule starts on every tick (see `scripts/schedule.py`).
+
+Each run extracts the window from the previous successful run's end to its own scheduled
+time, so consecutive runs neither miss nor repeat anything. The previous end needs no table:
+a schedule hands every run the result of the last run that completed (its "last completion
+result"), and that result is a `ScheduledRun` carrying `window_end`. The first run starts at
+the schedule's `since`. The flows run as one `FanOutFlow` child. When any of them fails this
+run fails too, so the schedule keeps the earlier result and the next run covers this window
+again (loads are idempotent, so what did load is not doubled).
+
+The chain needs runs one after another: the schedule's overlap policy must not be ALLOW_ALL
+(Temporal gives no last completion result then); `schedule.py` refuses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from etl import search_attributes as sa
+    from etl.fleet_inputs import ChildFlow, FanOutInput, ScheduledFlowInput, ScheduledRun
+    from etl.windows import parse_time, windowed_args
+
+from etl.workflows.fanout import FanOutFlow
+
+#: Set by the server on every workflow a schedule starts: the nominal time of the tick.
+SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
+
+
+def window_end() -> datetime:
+    """The run's scheduled time (so windows line up with the schedule), or now when started by hand."""
+    scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
+    return scheduled if scheduled is not None else workflow.now()
+
+
+def in_window(child: ChildFlow, start: datetime, end: datetime) -> ChildFlow | None:
+    """The child with the window applied to its arguments; None when its window is empty."""
+    args = windowed_args(child.input.args, child.window_start_arg, child.window_end_arg,
+                         child.window_granularity, start, end)
+    if args is None:
+        return None
+    if not child.window_start_arg:
+        return child
+    shown = f"{args[child.window_start_arg]}..{args[child.window_end_arg]}"
+    attrs = dict(child.search_attributes)
+    attrs["EtlQuery"] = f"{attrs.get('EtlQuery', '')}, window={shown}".lstrip(", ")
+    return replace(child, input=replace(child.input, args=args), search_attributes=attrs,
+                   memo={**child.memo, "window": shown})
+
+
+@workflow.defn
+class ScheduledFlow:
+    @workflow.run
+    async def run(self, inp: ScheduledFlowInput) -> ScheduledRun:
+        previous = workflow.get_last_completion_result(ScheduledRun) if workflow.has_last_completion_result() else None
+        start = parse_time(previous.window_end) if previous else parse_time(inp.since)
+        end = max(start, window_end())
+        flows, skipped = [], []
+        for child in inp.flows:
+            windowed = in_window(child, start, end)
+            if windowed is None:
+                skipped.append(child.key)
+            else:
+                flows.append(windowed)
+        workflow.set_current_details(f"**window {start.isoformat()} .. {end.isoformat()}**\n\n"
+                                     f"{len(flows)} flows to run, {len(skipped)} with an empty window")
+        run = ScheduledRun(start.isoformat(), end.isoformat(), skipped=skipped)
+        if not flows:
+            return run
+        run.fanout = await workflow.execute_child_workflow(
+            FanOutFlow.run,
+            FanOutInput(flows, concurrency=inp.concurrency),
+            id=f"{workflow.info().workflow_id}--fanout",
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ETL_FLOW_KIND, "fanout")]),
+            static_summary=f"{len(flows)} flows, window {start.isoformat()} .. {end.isoformat()}",
+        )
+        if run.fanout.failed:
+            failed = [c.workflow_id for c in run.fanout.children if c.status != "completed"]
+            raise ApplicationError(
+                f"{len(failed)} of {len(flows)} flows failed in window {start.isoformat()} .. "
+                f"{end.isoformat()}: {', '.join(failed)}; the next run covers this window again",
+                run, type="ScheduledFlowsFailed", non_retryable=True)
+        return run

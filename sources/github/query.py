@@ -1,0 +1,73 @@
+"""The `github` query: one repository and a time window [since, until)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from etl.errors import QueryError
+from etl.query import Query, query_type
+
+# GitHub's own rules: an owner is letters, digits and single inner hyphens (at most 39);
+# a repository name is letters, digits, '.', '-' and '_'. Checking them here also keeps
+# a '/' or '?' out of the URL paths the flows build.
+_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+def parse_time(stamp: str) -> datetime:
+    """An aware datetime from GitHub's `2024-03-01T12:00:00Z`."""
+    return datetime.fromisoformat(stamp)
+
+
+def github_time(moment: datetime) -> str:
+    """The form GitHub's `since` parameter takes: UTC, whole seconds, `Z`."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@query_type("github")
+@dataclass(frozen=True)
+class GitHubQuery(Query):
+    owner: str
+    """The user or organisation that owns the repository, e.g. `python`."""
+    repo: str
+    """The repository name, e.g. `cpython`."""
+    since: datetime
+    """Start of the window (inclusive); a date means midnight UTC."""
+    until: datetime
+    """End of the window (exclusive)."""
+
+    summary_fields = ("owner", "repo", "since", "until")
+
+    def validate(self) -> None:
+        if "/" in self.owner:
+            raise QueryError(self.name, "owner", f"{self.owner!r} contains '/'; give the owner and the "
+                                                 "repository separately, e.g. owner=python repo=cpython")
+        if not _OWNER.match(self.owner):
+            raise QueryError(self.name, "owner", f"{self.owner!r} is not a GitHub user or organisation name "
+                                                 "(letters, digits and single hyphens, at most 39)")
+        if not _REPO.match(self.repo) or self.repo in (".", ".."):
+            raise QueryError(self.name, "repo", f"{self.repo!r} is not a GitHub repository name "
+                                                "(letters, digits, '.', '-' and '_')")
+        if self.since >= self.until:
+            raise QueryError(self.name, "until", f"{self.until.isoformat()} is not after since "
+                                                 f"({self.since.isoformat()}); the window is [since, until)")
+
+    @property
+    def slug(self) -> str:
+        """`owner/repo` in lower case: GitHub names are case-insensitive, event ids must not be."""
+        return f"{self.owner}/{self.repo}".lower()
+
+    @property
+    def path(self) -> str:
+        """The repository's API path."""
+        return f"/repos/{self.owner}/{self.repo}"
+
+    def contains(self, stamp: str | None) -> bool:
+        """Whether a GitHub time lies in [since, until)."""
+        return stamp is not None and self.since <= parse_time(stamp) < self.until
+
+    def touched(self, stamp: str) -> bool:
+        """Whether an item updated at `stamp` can hold events in the window (anything done updates it)."""
+        return parse_time(stamp) >= self.since
