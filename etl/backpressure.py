@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 class MemoryGuard:
     """Watches this process's RSS against `limit_mib`."""
 
-    def __init__(self, limit_mib: int, poll_s: float = 0.25):
+    def __init__(self, limit_mib: int, max_wait_s: float = 60.0, poll_s: float = 0.1):
         self.limit_mib = limit_mib
+        self.max_wait_s = max_wait_s
         self.poll_s = poll_s
         self._proc = psutil.Process(os.getpid())
         self._lock = threading.Lock()
@@ -53,11 +54,12 @@ class MemoryGuard:
         else:
             log.warning("backpressure released: RSS %.0f MiB is below %d MiB", rss, self.limit_mib)
 
-    def wait_below(self, tick: Callable[[], None] = lambda: None, max_wait_s: float = 300.0) -> float:
-        """Block (calling `tick`, e.g. a heartbeat) while over the limit; returns the seconds waited.
+    def wait_below(self, tick: Callable[[], None] = lambda: None) -> float:
+        """Block (calling `tick`) while over the limit; returns the seconds waited.
 
         Gives up after `max_wait_s` so a limit set below what the process needs at rest slows
         the flow instead of stopping it forever."""
+        max_wait_s = self.max_wait_s
         rss = self.rss_mib()
         if rss <= self.limit_mib:
             self._note(False, rss)
@@ -83,10 +85,10 @@ class MemoryAwareSlotSupplier(CustomSlotSupplier):
     from a thread other than the event loop's, and a short poll is cheap beside a chunk.
     """
 
-    def __init__(self, size: int, guard: MemoryGuard, max_hold_s: float = 300.0, poll_s: float = 0.02):
+    def __init__(self, size: int, guard: MemoryGuard, poll_s: float = 0.02):
         self.size = size
         self.guard = guard
-        self.max_hold_s = max_hold_s
+        self.max_hold_s = guard.max_wait_s
         self.poll_s = poll_s
         self._used = 0
         self._lock = threading.Lock()

@@ -86,3 +86,19 @@ async def submit_fanout(client: Client, plan: FanOutPlan) -> tuple[WorkflowHandl
         return handle, "started"
     except WorkflowAlreadyStartedError:
         return handle, "attached"
+
+
+async def watch_fanout(handle: WorkflowHandle, on_progress, poll_s: float = 1.0) -> FanOutSummary:
+    """Wait for the fan-out's summary, calling `on_progress(FanOutProgress)` as it advances."""
+    import asyncio
+
+    from etl.fleet_inputs import FanOutProgress
+
+    result = asyncio.ensure_future(handle.result())
+    while not result.done():
+        try:
+            on_progress(await handle.query("progress", result_type=FanOutProgress))
+        except Exception:  # noqa: BLE001 - between runs (continue-as-new) a query can fail; the next poll works
+            pass
+        await asyncio.wait([result], timeout=poll_s)
+    return result.result()

@@ -59,6 +59,8 @@ class FanOutInput:
     concurrency: int = 8
     streaming: bool = False
     """Run every child as StreamingETLFlow, whatever its own flag says."""
+    history_budget: int = 4000
+    """Continue as new once a run's history passes this many events (or Temporal suggests it)."""
     outcomes: list[ChildOutcome] = field(default_factory=list)
     """Carried across continue-as-new: the children that already ended."""
     started_at: str = ""

@@ -45,8 +45,13 @@ class ETLFlowInput:
     """StreamingETLFlow: chunk activities running at once (the sliding window)."""
     chunk_count: int = 0
     """StreamingETLFlow: how many chunks to split the query into (0: `chunks_in_flight` x 2)."""
+    pages_per_call: int = 25
+    """StreamingETLFlow: pages a chunk activity runs before handing its state back: long enough
+    to amortise scheduling, short enough that progress and history advance steadily."""
     heartbeat_timeout_s: int = 30
     """How soon a silent activity (a dead worker) is retried elsewhere."""
+    history_budget: int = 4000
+    """Continue as new once a run's history passes this many events (or Temporal suggests it)."""
     state: FlowState | None = None
     """Set by the flow itself when it continues as new."""
 
@@ -65,6 +70,8 @@ class FlowSummary:
     duration_s: float
     runs: int = 1
     status: str = "completed"
+    backpressure_s: float = 0.0
+    """Seconds chunks spent paused because a worker's memory was over its limit."""
 
 
 @dataclass

@@ -68,6 +68,9 @@ class Settings:
     worker_concurrency: int = 4
     memory_limit_mib: int = 400
     """Streaming backpressure: above this RSS a worker takes no new chunks."""
+    memory_hold_max_s: float = 60.0
+    """The longest a worker holds back at once before going on anyway (a limit set below what
+    the process needs at rest then slows the flow instead of stopping it)."""
     health_port: int = 0
     """Worker /healthz and /metrics port; 0 turns the endpoint off."""
     health_host: str = "127.0.0.1"
@@ -201,6 +204,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         streaming_task_queue=env.get("ETL_STREAMING_TASK_QUEUE") or "etl-streaming",
         worker_concurrency=_int(env, "WORKER_CONCURRENCY", 4, minimum=1),
         memory_limit_mib=_int(env, "MEMORY_LIMIT_MIB", 400, minimum=1),
+        memory_hold_max_s=float(_int(env, "MEMORY_HOLD_MAX_S", 60, minimum=0)),
         health_port=_port(env, "HEALTH_PORT", 0),
         health_host=env.get("HEALTH_HOST") or "127.0.0.1",
         lp_app_id=env.get("LP_APP_ID") or "temporal-etl-fleet",

@@ -32,7 +32,7 @@ class StreamingActivities:
     def __init__(self, settings: Settings, db: Database, guard: MemoryGuard | None = None):
         self.settings = settings
         self.db = db
-        self.guard = guard or MemoryGuard(settings.memory_limit_mib)
+        self.guard = guard or MemoryGuard(settings.memory_limit_mib, settings.memory_hold_max_s)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
 
     @activity.defn

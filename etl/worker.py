@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Iterable
@@ -50,7 +51,7 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str, concurr
         from etl.streaming_activities import StreamingActivities
         from etl.workflows.streaming import StreamingETLFlow
 
-        guard = MemoryGuard(settings.memory_limit_mib)
+        guard = MemoryGuard(settings.memory_limit_mib, settings.memory_hold_max_s)
         sacts = StreamingActivities(settings, db, guard)
         workflows.append(StreamingETLFlow)
         activities += [sacts.split_query, sacts.process_chunk]
@@ -114,20 +115,39 @@ def main(kind: str, argv: list[str] | None = None) -> int:
                         help=f"activities run at once, on that many threads (default {settings.worker_concurrency}, "
                              "from WORKER_CONCURRENCY)")
     parser.add_argument("--health-port", type=int, default=settings.health_port,
-                        help="serve /healthz and /metrics on this loopback port (default HEALTH_PORT; 0: off)")
+                        help="serve /healthz and /metrics on this port of HEALTH_HOST (default 127.0.0.1; "
+                             "0.0.0.0 in containers) (default HEALTH_PORT; 0: off). See etl/health.py")
     args = parser.parse_args(argv)
     if args.concurrency < 1:
         parser.error(f"--concurrency {args.concurrency}: give 1 or more")
+    if not 0 <= args.health_port <= 65535:
+        parser.error(f"--health-port {args.health_port}: give a TCP port (1-65535), or 0 for none")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     identity = f"{kind}@{socket.gethostname()}:{os.getpid()}"
 
+    from etl import health
+    from etl.metrics import with_activity_metrics
+
+    # The SDK's metrics exporter must be configured before the first client connects.
+    sdk_metrics_url = health.enable_sdk_metrics() if args.health_port else None
+
     async def run() -> None:
-        client = await connect(settings)
+        client = with_activity_metrics(await connect(settings))
         worker = build_worker(client, settings, task_queue=args.task_queue, concurrency=args.concurrency,
                               kinds=(kind,), identity=identity)
         log.info("%s starting on %s (queue %r, concurrency %d)", identity, settings.temporal_host,
                  args.task_queue, args.concurrency)
-        await serve(worker)
+        server = (health.serve_for_worker(worker, client, settings, args.health_port, sdk_metrics_url)
+                  if args.health_port else None)
+        try:
+            await serve(worker)
+        finally:
+            if server:
+                server.stop()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except OSError as exc:  # e.g. the health port is taken
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0

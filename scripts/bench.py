@@ -124,24 +124,6 @@ class WorkerFleet:
                 proc.kill()
 
 
-async def history_figures(client, workflow_id: str) -> tuple[int, int]:
-    """(largest payload in bytes, longest run's history in events) over every run of the flow."""
-    largest, longest = 0, 0
-    async for execution in client.list_workflows(f'WorkflowId="{workflow_id}"'):
-        history = await client.get_workflow_handle(workflow_id, run_id=execution.run_id).fetch_history()
-        longest = max(longest, len(history.events))
-        for event in history.events:
-            for _, attrs in event.ListFields():
-                if not hasattr(attrs, "ListFields"):
-                    continue
-                for fdesc, value in attrs.ListFields():
-                    if fdesc.message_type is not None and fdesc.message_type.name in ("Payloads", "Payload"):
-                        payloads = value.payloads if fdesc.message_type.name == "Payloads" else [value]
-                        for payload in payloads:
-                            largest = max(largest, payload.ByteSize())
-    return largest, longest
-
-
 async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, workers: int, concurrency: int,
                      page_size: int, batch_size: int) -> dict:
     from etl.client import connect
@@ -168,7 +150,10 @@ async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, wor
             await asyncio.wait([result], timeout=0.2)
         seconds = time.perf_counter() - start
         summary = result.result()
-        largest, longest = await history_figures(client, plan.workflow_id)
+        from etl.history import figures
+
+        hist = await figures(client, plan.workflow_id)
+        largest, longest = hist.max_payload_bytes, hist.max_history_events
     finally:
         fleet.stop()
     return {"events_per_s": round(n / seconds), "seconds": round(seconds, 2),

@@ -75,7 +75,7 @@ class ETLFlow:
             # Keep at most `batches_in_flight` batches between extract and load.
             while len(in_flight) >= max(1, inp.batches_in_flight):
                 await in_flight.pop(0)
-            if not state.done and should_continue_as_new():
+            if not state.done and should_continue_as_new(inp.history_budget):
                 await asyncio.gather(*in_flight)
                 self._stage = "continuing as new"
                 self._details()

@@ -21,13 +21,10 @@ ACTIVITY_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
 
-#: Continue as new well before the 10,000-event mark, whatever the server suggests.
-HISTORY_BUDGET = 4000
-
-
-def should_continue_as_new() -> bool:
+def should_continue_as_new(history_budget: int) -> bool:
+    """Continue as new well before the 10,000-event mark, whatever the server suggests."""
     info = workflow.info()
-    return info.is_continue_as_new_suggested() or info.get_current_history_length() > HISTORY_BUDGET
+    return info.is_continue_as_new_suggested() or info.get_current_history_length() > history_budget
 
 
 def expected_records(args: dict[str, Any]) -> int | None:
@@ -51,4 +48,5 @@ def summary_of(workflow_id: str, strategy: str, state: FlowState, now: datetime)
         batches=state.batches,
         duration_s=round((now - started).total_seconds(), 3),
         runs=state.runs,
+        backpressure_s=round(sum(c.held_s for c in state.chunks), 3),
     )

@@ -73,7 +73,7 @@ class FanOutFlow:
             done, _ = await workflow.wait(running, return_when=asyncio.FIRST_COMPLETED)
             running = [task for task in running if task not in done]
             self._outcomes += [task.result() for task in done]
-            if queue and not continuing and should_continue_as_new():
+            if queue and not continuing and should_continue_as_new(inp.history_budget):
                 continuing = True  # start no more; let the running children end, then start afresh
             if continuing and not running:
                 break

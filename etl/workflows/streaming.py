@@ -22,11 +22,6 @@ with workflow.unsafe.imports_passed_through():
     from etl.streaming_activities import StreamingActivities
     from etl.workflows.common import ACTIVITY_RETRY, expected_records, should_continue_as_new, summary_of
 
-#: Pages per chunk activity call: long enough to amortise scheduling, short enough that
-#: progress and history advance steadily.
-PAGES_PER_CALL = 25
-
-
 @workflow.defn
 class StreamingETLFlow:
     def __init__(self) -> None:
@@ -91,7 +86,7 @@ class StreamingETLFlow:
                     chunk = task.result()
                     if not chunk.done:
                         queue.append(index)
-            if not continuing and should_continue_as_new():
+            if not continuing and should_continue_as_new(inp.history_budget):
                 continuing = True  # let the running chunks hand back their state, then start afresh
             if continuing and not running:
                 break
@@ -111,11 +106,11 @@ class StreamingETLFlow:
         state = self._state
         result = await workflow.execute_activity_method(
             StreamingActivities.process_chunk,
-            ChunkInput(state.flow_key, inp.query_type, inp.extract_strategy, chunk, PAGES_PER_CALL),
+            ChunkInput(state.flow_key, inp.query_type, inp.extract_strategy, chunk, inp.pages_per_call),
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
             retry_policy=ACTIVITY_RETRY,
-            summary=f"chunk {chunk.index}: {chunk.pages} pages done, up to {PAGES_PER_CALL} more",
+            summary=f"chunk {chunk.index}: {chunk.pages} pages done, up to {inp.pages_per_call} more",
         )
         state.extracted += result.extracted - chunk.extracted
         state.rejected += result.rejected - chunk.rejected

@@ -1,0 +1,87 @@
+"""Reading schedules back for `schedule.py list` and `describe`: plain dicts ready to print or dump."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from temporalio.client import Client, ScheduleIntervalSpec, ScheduleSpec, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from etl.failures import root_message
+from etl.fleet_inputs import ScheduledRun
+
+
+def _when(spec: ScheduleSpec, memo: dict[str, Any]) -> str:
+    if memo.get("when"):
+        return memo["when"]  # as the user wrote it: the server turns cron strings into calendars
+    if spec.intervals:
+        return ", ".join(f"every {i.every}" for i in spec.intervals if isinstance(i, ScheduleIntervalSpec))
+    return "calendar" if spec.calendars else "-"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+async def list_schedules(client: Client) -> list[dict[str, Any]]:
+    rows = []
+    async for entry in await client.list_schedules():
+        memo = await entry.memo()
+        sched, info = entry.schedule, entry.info
+        rows.append({
+            "id": entry.id,
+            "workflow": getattr(sched.action, "workflow", "?") if sched else "?",
+            "when": _when(sched.spec, memo) if sched else "?",
+            "paused": bool(sched and sched.state.paused),
+            "next_run": _iso(info.next_action_times[0]) if info and info.next_action_times else None,
+            "flows": memo.get("flows"),
+        })
+    return sorted(rows, key=lambda r: r["id"])
+
+
+async def describe_schedule(client: Client, schedule_id: str) -> dict[str, Any]:
+    """The schedule, its policy, its next times, and every recent run with its window and outcome."""
+    desc = await client.get_schedule_handle(schedule_id).describe()
+    memo = await desc.memo()
+    sched, info = desc.schedule, desc.info
+    runs = []
+    for action in info.recent_actions:
+        workflow_id = getattr(action.action, "workflow_id", "")
+        runs.append({"scheduled_at": _iso(action.scheduled_at), "workflow_id": workflow_id,
+                     **await _run_outcome(client, workflow_id)})
+    return {
+        "id": schedule_id,
+        "workflow": getattr(sched.action, "workflow", "?"),
+        "when": _when(sched.spec, memo),
+        "overlap": sched.policy.overlap.name.lower(),
+        "paused": sched.state.paused,
+        "note": sched.state.note,
+        "flows": memo.get("flows"),
+        "strategies": memo.get("strategies"),
+        "created_at": _iso(info.created_at),
+        "actions": info.num_actions,
+        "skipped_for_overlap": info.num_actions_skipped_overlap,
+        "running": [getattr(r, "workflow_id", "") for r in info.running_actions],
+        "next_runs": [_iso(t) for t in info.next_action_times[:5]],
+        "recent_runs": runs,
+    }
+
+
+async def _run_outcome(client: Client, workflow_id: str) -> dict[str, Any]:
+    handle = client.get_workflow_handle(workflow_id, result_type=ScheduledRun)
+    try:
+        status = (await handle.describe()).status
+    except RPCError as exc:
+        return {"status": "unknown", "error": str(exc)}
+    if status == WorkflowExecutionStatus.COMPLETED:
+        run: ScheduledRun = await handle.result()
+        return {"status": "completed", "window": [run.window_start, run.window_end],
+                "loaded": run.fanout.loaded if run.fanout else 0, "skipped_flows": len(run.skipped)}
+    if status == WorkflowExecutionStatus.RUNNING:
+        return {"status": "running"}
+    try:
+        await handle.result()
+    except Exception as exc:  # noqa: BLE001 - the failure is what we came to show
+        return {"status": status.name.lower() if status else "failed", "error": root_message(exc)}
+    return {"status": status.name.lower() if status else "unknown"}

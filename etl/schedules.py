@@ -1,0 +1,130 @@
+"""Temporal Schedules for recurring flows: building one from flow specs, and reading them back.
+
+A schedule starts a `ScheduledFlow` on every tick (cron or interval). Each run extracts the
+window from the previous successful run's end to its own scheduled time (see
+`etl.workflows.scheduled`), applied to each flow's window arguments: Launchpad's
+`data_date_start`/`data_date_end`, or `since`/`until`, found automatically, or named with
+`window_args`. Flows with no window arguments run with their fixed arguments every time.
+
+Overlap policy (what happens when a tick comes while the previous run still runs): SKIP by
+default: the tick is dropped and the next run's window simply starts where the last
+successful one ended, so nothing is lost. BUFFER_ONE / BUFFER_ALL queue ticks to run after,
+CANCEL_OTHER / TERMINATE_OTHER stop the running one (its window is covered again next time).
+ALLOW_ALL is refused: concurrent runs get no last result, so windows would not chain.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from temporalio.client import (Schedule, ScheduleActionStartWorkflow, ScheduleIntervalSpec, ScheduleOverlapPolicy,
+                               SchedulePolicy, ScheduleSpec, ScheduleState)
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from etl import search_attributes as sa
+from etl.errors import ConfigError
+from etl.extract import ExtractStrategy
+from etl.fanout_launch import child_of
+from etl.fleet_inputs import ChildFlow, ScheduledFlowInput
+from etl.launch import plan_flow
+from etl.query import QueryFactory
+from etl.settings import Settings
+from etl.windows import detect_window_args, field_granularity
+
+OVERLAPS = {
+    "skip": ScheduleOverlapPolicy.SKIP,
+    "buffer_one": ScheduleOverlapPolicy.BUFFER_ONE,
+    "buffer_all": ScheduleOverlapPolicy.BUFFER_ALL,
+    "cancel_other": ScheduleOverlapPolicy.CANCEL_OTHER,
+    "terminate_other": ScheduleOverlapPolicy.TERMINATE_OTHER,
+}
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_interval(text: str) -> timedelta:
+    """`90s`, `5m`, `1h30m`, `1d` as a timedelta of at least one second."""
+    match = _DURATION.match(text.strip().lower()) if text else None
+    if not match or not any(match.groups()):
+        raise ConfigError("--interval", text, "a duration such as 30s, 5m, 1h30m or 1d")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    every = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if every < timedelta(seconds=1):
+        raise ConfigError("--interval", text, "at least 1s")
+    return every
+
+
+def parse_overlap(name: str) -> ScheduleOverlapPolicy:
+    if name.lower() == "allow_all":
+        raise ConfigError("--overlap", name, "one of " + ", ".join(OVERLAPS) + " (allow_all would run windows "
+                          "at once with no previous result, so they could not chain)")
+    try:
+        return OVERLAPS[name.lower()]
+    except KeyError:
+        raise ConfigError("--overlap", name, "one of " + ", ".join(OVERLAPS)) from None
+
+
+def _window_of(strategy: str, override: tuple[str, str] | None) -> tuple[str, str, str] | None:
+    qcls = QueryFactory.get(ExtractStrategy.create(strategy).query_type)
+    if not override:
+        return detect_window_args(qcls)
+    hints = typing.get_type_hints(qcls)
+    granularity = None
+    for name in override:
+        granularity = field_granularity(hints.get(name)) if name in hints else None
+        if granularity is None:
+            raise ConfigError("--window-args", ",".join(override),
+                              f"two date or time fields of the {qcls.name!r} query; {name!r} is not one")
+    return override[0], override[1], granularity  # type: ignore[return-value]
+
+
+def scheduled_child(settings: Settings, strategy: str, args: dict, *, since: datetime, streaming: bool,
+                    task_queue: str | None, window_args: tuple[str, str] | None = None) -> ChildFlow:
+    """Validate one flow (its window filled with a sample window from `since`) as a scheduled child."""
+    window = _window_of(strategy, window_args)
+    sample = dict(args)
+    if window:
+        start_arg, end_arg, granularity = window
+        taken = [a for a in (start_arg, end_arg) if a in args]
+        if taken:
+            raise ConfigError(f"--arg {taken[0]}", args[taken[0]], "nothing: the schedule sets it to each run's window")
+        end = since + timedelta(days=1)
+        sample[start_arg] = since.date().isoformat() if granularity == "date" else since.isoformat()
+        sample[end_arg] = end.date().isoformat() if granularity == "date" else end.isoformat()
+    plan = plan_flow(settings, strategy, sample, streaming=streaming, task_queue=task_queue)
+    child = child_of(plan)
+    if window:
+        child = replace(child, window_start_arg=window[0], window_end_arg=window[1], window_granularity=window[2])
+    return child
+
+
+def build_schedule(schedule_id: str, children: list[ChildFlow], *, since: datetime, task_queue: str,
+                   cron: str | None = None, interval: timedelta | None = None, concurrency: int = 8,
+                   overlap: ScheduleOverlapPolicy = ScheduleOverlapPolicy.SKIP, paused: bool = False,
+                   note: str | None = None) -> Schedule:
+    """A schedule that starts `ScheduledFlow` over `children` on `cron` or every `interval`."""
+    if bool(cron) == bool(interval):
+        raise ConfigError("--cron/--interval", cron or interval, "exactly one of them")
+    spec = ScheduleSpec(cron_expressions=[cron]) if cron else ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)])
+    strategies = sorted({c.input.extract_strategy for c in children})
+    action = ScheduleActionStartWorkflow(
+        "ScheduledFlow",
+        ScheduledFlowInput(children, since=since.astimezone(timezone.utc).isoformat(), concurrency=concurrency),
+        id=schedule_id,
+        task_queue=task_queue,
+        memo={"schedule": schedule_id, "flows": len(children), "strategies": strategies},
+        typed_search_attributes=TypedSearchAttributes([
+            SearchAttributePair(sa.ETL_FLOW_KIND, "scheduled"),
+            SearchAttributePair(sa.ETL_QUERY, f"schedule {schedule_id}: {', '.join(strategies)}"[:2000]),
+        ]),
+        static_summary=f"scheduled run of {schedule_id}: {len(children)} flows",
+    )
+    return Schedule(action=action, spec=spec, policy=SchedulePolicy(overlap=overlap),
+                    state=ScheduleState(paused=paused, note=note))
+
+
+def describe_when(cron: str | None, interval: timedelta | None) -> str:
+    return f"cron {cron!r}" if cron else f"every {interval}"

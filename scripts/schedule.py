@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Temporal Schedules for recurring flows.
+
+    python scripts/schedule.py create ID (--strategy S [--arg k=v ...] | --flows FILE) (--cron EXPR | --interval 1h)
+    python scripts/schedule.py list | describe ID | delete ID | trigger ID | pause ID | unpause ID
+
+Every tick starts a ScheduledFlow that runs the flows (as one fan-out) over an incremental
+window: from the end of the previous successful run's window to this run's scheduled time,
+so nothing is missed or fetched twice. The first window starts at --since (default: when the
+schedule is created). The window goes into each flow's window arguments, found by name
+(Launchpad's data_date_start/data_date_end, or since/until) or given with --window-args;
+date arguments get both ends floored to dates, so an hourly schedule fetches each day once,
+in the run that crosses midnight. A flow without window arguments runs as given every time.
+A run in which any flow fails fails, and the next run covers its window again.
+
+Overlap (a tick while the previous run still runs), --overlap: skip (default: the tick is
+dropped; the next window starts where the last successful one ended, so nothing is lost),
+buffer_one, buffer_all, cancel_other, terminate_other. allow_all is refused: concurrent runs
+could not chain their windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from etl.errors import EtlError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    create = sub.add_parser("create", help="create a schedule for one flow or a file of flows")
+    create.add_argument("id", help="the schedule's name, e.g. lp-team-daily")
+    what = create.add_mutually_exclusive_group(required=True)
+    what.add_argument("--strategy", help="one flow: its extract strategy (see run_flow.py --list)")
+    what.add_argument("--flows", metavar="FILE", help="a JSON or YAML list of flows, as for run_queue.py")
+    create.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="with --strategy: a query argument")
+    when = create.add_mutually_exclusive_group(required=True)
+    when.add_argument("--cron", help="cron expression, e.g. '0 3 * * *' (UTC)")
+    when.add_argument("--interval", help="every 30s, 5m, 1h, 1h30m, 1d ...")
+    create.add_argument("--since", help="ISO date or time the first window starts at (default: now)")
+    create.add_argument("--window-args", metavar="START,END", help="query arguments that take the window")
+    create.add_argument("--overlap", default="skip", help="skip (default), buffer_one, buffer_all, cancel_other, terminate_other")
+    create.add_argument("--streaming", action="store_true", help="run the flows as StreamingETLFlow")
+    create.add_argument("--concurrency", type=int, default=8, metavar="N", help="flows running at once per run (default 8)")
+    create.add_argument("--task-queue", help="task queue of the flows and the scheduled run (default ETL_TASK_QUEUE)")
+    create.add_argument("--paused", action="store_true", help="create it paused (trigger still works)")
+    create.add_argument("--note", help="a note shown with the schedule")
+    listing = sub.add_parser("list", help="every schedule in the namespace")
+    listing.add_argument("--json", action="store_true")
+    describe = sub.add_parser("describe", help="a schedule, its next times and its recent runs with their windows")
+    describe.add_argument("id")
+    describe.add_argument("--json", action="store_true")
+    for name, text in (("delete", "delete a schedule (its past runs stay in history)"),
+                       ("trigger", "run it now, as if a tick came"), ("pause", "stop its ticks"),
+                       ("unpause", "resume its ticks")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("id")
+        if name in ("pause", "unpause"):
+            cmd.add_argument("--note", help="why (shown with the schedule)")
+    return parser
+
+
+def parse_pairs(pairs: list[str]) -> dict[str, str]:
+    args = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --arg {pair!r} is not key=value, e.g. --arg member=alice")
+        args[key.strip()] = value
+    return args
+
+
+async def create(client, settings, opts) -> int:
+    from datetime import datetime, timezone
+
+    from temporalio.client import ScheduleAlreadyRunningError
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    from etl import search_attributes as sa
+    from etl.errors import ConfigError
+    from etl.queue import FlowSpec, load_flow_file
+    from etl.schedules import (build_schedule, describe_when, parse_interval, parse_overlap,
+                               scheduled_child)
+    from etl.windows import parse_time
+
+    if opts.concurrency < 1:
+        raise ConfigError("--concurrency", opts.concurrency, "1 or more")
+    interval = parse_interval(opts.interval) if opts.interval else None
+    overlap = parse_overlap(opts.overlap)
+    try:
+        since = parse_time(opts.since) if opts.since else datetime.now(timezone.utc).replace(microsecond=0)
+    except ValueError:
+        raise ConfigError("--since", opts.since, "an ISO date or time, e.g. 2024-01-01 or 2024-01-01T00:00:00Z") from None
+    window_args = None
+    if opts.window_args:
+        parts = [p.strip() for p in opts.window_args.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError("--window-args", opts.window_args, "two argument names, START,END")
+        window_args = (parts[0], parts[1])
+    specs = load_flow_file(opts.flows) if opts.flows else [FlowSpec(opts.strategy, parse_pairs(opts.arg))]
+    task_queue = opts.task_queue or settings.task_queue
+    children = [scheduled_child(settings, s.strategy, s.args, since=since, task_queue=opts.task_queue,
+                                streaming=s.streaming if s.streaming is not None else opts.streaming,
+                                window_args=window_args) for s in specs]
+    schedule = build_schedule(opts.id, children, since=since, task_queue=task_queue, cron=opts.cron,
+                              interval=interval, concurrency=opts.concurrency, overlap=overlap,
+                              paused=opts.paused, note=opts.note)
+    when = describe_when(opts.cron, interval)
+    try:
+        await client.create_schedule(
+            opts.id, schedule,
+            memo={"when": when, "flows": len(children), "since": since.isoformat(),
+                  "strategies": sorted({c.input.extract_strategy for c in children})},
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ETL_FLOW_KIND, "scheduled")]))
+    except ScheduleAlreadyRunningError:
+        print(f"error: a schedule named {opts.id!r} already exists; delete it first or choose another name",
+              file=sys.stderr)
+        return 2
+    windowed = sum(1 for c in children if c.window_start_arg)
+    print(f"created schedule {opts.id}: {len(children)} flows {when}, overlap {overlap.name.lower()}"
+          f"{', paused' if opts.paused else ''}; first window from {since.isoformat()}"
+          f" ({windowed} of {len(children)} flows take the window)")
+    return 0
+
+
+def show(data, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, default=str))
+        return
+    if isinstance(data, list):
+        if not data:
+            print("no schedules")
+        for row in data:
+            print(f"{row['id']:32} {row['workflow']:14} {row['when']:22} "
+                  f"{'paused' if row['paused'] else 'active':7} next {row['next_run'] or '-'}")
+        return
+    for key, value in data.items():
+        if key == "recent_runs":
+            print("recent_runs:")
+            for run in value:
+                window = " .. ".join(run.get("window") or []) or "-"
+                print(f"  {run['workflow_id']}  {run['status']:10} window {window}"
+                      f"{'  ' + run['error'] if run.get('error') else ''}")
+        else:
+            print(f"{key:20} {value}")
+
+
+async def run(opts) -> int:
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from etl.client import connect
+    from etl.schedule_view import describe_schedule, list_schedules
+    from etl.settings import load_settings
+
+    settings = load_settings()
+    client = await connect(settings)
+    try:
+        if opts.command == "create":
+            return await create(client, settings, opts)
+        if opts.command == "list":
+            show(await list_schedules(client), opts.json)
+            return 0
+        if opts.command == "describe":
+            show(await describe_schedule(client, opts.id), opts.json)
+            return 0
+        handle = client.get_schedule_handle(opts.id)
+        if opts.command == "delete":
+            await handle.delete()
+        elif opts.command == "trigger":
+            await handle.trigger()
+        elif opts.command == "pause":
+            await handle.pause(note=opts.note)
+        else:
+            await handle.unpause(note=opts.note)
+        print(f"{opts.command}{'d' if opts.command.endswith('e') else 'ed'} schedule {opts.id}")
+        return 0
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            print(f"error: no schedule named {opts.id!r} (see `schedule.py list`)", file=sys.stderr)
+            return 2
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(run(opts))
+    except (EtlError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
