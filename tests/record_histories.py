@@ -1,0 +1,83 @@
+"""Record the histories the replay tests check workflow code against.
+
+    python -m tests.record_histories
+
+Runs representative flows on a private stack and writes every run's history to
+tests/histories/. Re-record only on purpose: a workflow change that cannot replay these
+histories would break flows already running in users' clusters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from etl.client import connect
+from etl.db import Database
+from etl.history import histories
+from etl.inputs import ETLFlowInput, FlowSummary
+from etl.settings import settings_from_env
+from etl.stack import EmbeddedPostgres, TemporalDevServer, free_port
+from tests.flows import FlowRunner
+
+HERE = Path(__file__).resolve().parent / "histories"
+
+#: (name, workflow, input)
+CASES = [
+    ("batch", "ETLFlow", ETLFlowInput("synthetic", "synthetic-events",
+                                      {"count": 3000, "seed": 1, "bad_rate": 0.05, "page_size": 250}, batch_size=1000)),
+    ("batch-continue-as-new", "ETLFlow", ETLFlowInput("synthetic", "synthetic-events",
+                                                      {"count": 4000, "seed": 2, "page_size": 250},
+                                                      batch_size=500, history_budget=40)),
+    ("streaming", "StreamingETLFlow", ETLFlowInput("synthetic", "synthetic-events",
+                                                   {"count": 4000, "seed": 3, "bad_rate": 0.05, "page_size": 250},
+                                                   chunk_count=3, pages_per_call=3)),
+    ("streaming-continue-as-new", "StreamingETLFlow", ETLFlowInput(
+        "synthetic", "synthetic-events", {"count": 4000, "seed": 4, "page_size": 100}, chunk_count=4,
+        pages_per_call=4, history_budget=40)),
+    ("batch-bad-query", "ETLFlow", ETLFlowInput("synthetic", "synthetic-events", {"count": -1})),
+]
+
+
+async def record(root: Path) -> None:
+    pg = EmbeddedPostgres(root / "pg", free_port(), fast=True)
+    temporal = TemporalDevServer(root / "t.db", free_port(), headless=True)
+    pg.start()
+    temporal.start()
+    try:
+        settings = settings_from_env({"TEMPORAL_HOST": temporal.address, "DB_PORT": str(pg.port),
+                                      "EVENTS_TABLE": "recorded"})
+        client = await connect(settings)
+        HERE.mkdir(exist_ok=True)
+        for old in HERE.glob("*.json"):
+            old.unlink()
+        async with FlowRunner(client, settings, "record") as _:
+            for name, workflow, inp in CASES:
+                wid = f"{name}-{uuid.uuid4().hex[:6]}"
+                try:
+                    await client.execute_workflow(workflow, inp, id=wid, task_queue="record", result_type=FlowSummary)
+                except Exception as exc:  # noqa: BLE001 - failing flows are recorded too
+                    print(f"{name}: failed as intended ({type(exc).__name__})")
+                for n, history in enumerate(await histories(client, wid)):
+                    (HERE / f"{name}-run{n}.json").write_text(history.to_json())
+                    print(f"{name}: run {n}: {len(history.events)} events")
+    finally:
+        Database.close_all()
+        temporal.stop()
+        pg.stop(mode="immediate")
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="etl-record-"))
+    root.chmod(0o755)
+    try:
+        asyncio.run(record(root))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
