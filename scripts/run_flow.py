@@ -28,7 +28,7 @@ def parse_args(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"error: --arg {pair!r} is not key=value, e.g. --arg member=alice")
+            raise ValueError(f"--arg {pair!r} is not key=value, e.g. --arg member=alice")
         args[key.strip()] = value
     return args
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         if not opts.strategy:
             parser.error("give a STRATEGY (see --list)")
         return asyncio.run(launch(opts))
-    except EtlError as exc:
+    except (EtlError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
