@@ -74,6 +74,30 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str, concurr
     )
 
 
+class ETLWorker:
+    """A batch worker of the fleet: ETLFlow and its extract, transform and load activities."""
+
+    kind = "batch"
+
+    def __init__(self, client: Client, settings: Settings, *, task_queue: str | None = None,
+                 concurrency: int | None = None, identity: str | None = None):
+        self.task_queue = task_queue or (settings.streaming_task_queue if self.kind == "streaming"
+                                         else settings.task_queue)
+        self.worker = build_worker(client, settings, task_queue=self.task_queue,
+                                   concurrency=concurrency or settings.worker_concurrency,
+                                   kinds=(self.kind,), identity=identity)
+
+    async def run(self) -> None:
+        """Poll until SIGTERM or Ctrl-C, then drain gracefully."""
+        await serve(self.worker)
+
+
+class StreamingETLWorker(ETLWorker):
+    """A streaming worker: StreamingETLFlow and its chunk activities, with memory backpressure."""
+
+    kind = "streaming"
+
+
 async def serve(worker: Worker) -> None:
     """Run `worker` until SIGTERM/SIGINT, then drain: in-flight activities finish or are handed back."""
     stop = asyncio.Event()

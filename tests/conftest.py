@@ -54,6 +54,9 @@ def stack():
         "DB_NAME": pg.database,
         "DB_USER": pg.user,
         "DB_MAX_CONN": "20",
+        # The pytest process holds test data and several in-process workers; only the memory
+        # backpressure test wants a worker to feel its limit.
+        "MEMORY_LIMIT_MIB": "8192",
         "ETL_STATE_DIR": str(root / "state"),
     })
     try:
