@@ -22,9 +22,13 @@ _lock = threading.RLock()
 _done = False
 
 
+#: Subpackage names discovery never enters: fixture services and tests live beside a source
+#: but register nothing.
+SKIPPED = ("fixture", "tests")
+
+
 def _skipped(name: str) -> bool:
-    # Fixture services and tests live beside a source but register nothing.
-    return name.startswith("_") or name in ("tests", "fixture")
+    return name.startswith("_") or name in SKIPPED
 
 
 def _import_tree(package_name: str) -> None:

@@ -1,0 +1,59 @@
+"""Carrying out a plan: a timestamped backup of every file before it changes, then the writes,
+then a check, in a fresh interpreter, that the source imports and registers its names."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from etl.scaffold.plan import Action
+
+
+def backup_path(path: Path, now: datetime) -> Path:
+    """`FILE.bak.YYYYmmdd-HHMMSS` (.gitignore ignores `*.bak.*`), numbered if that one exists."""
+    base = path.with_name(f"{path.name}.bak.{now:%Y%m%d-%H%M%S}")
+    candidate, n = base, 1
+    while candidate.exists():
+        candidate, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return candidate
+
+
+def write(action: Action, now: datetime) -> Path | None:
+    """Do one action; returns the backup it made, if any."""
+    backup = None
+    if action.path.exists():
+        backup = backup_path(action.path, now)
+        shutil.copy2(action.path, backup)
+    action.path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the file and renamed over it, so an interrupted run never leaves half a file.
+    partial = action.path.with_name(f".{action.path.name}.new-{os.getpid()}")
+    partial.write_text(action.content, encoding="utf-8")
+    os.replace(partial, action.path)
+    return backup
+
+
+_VERIFY = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from etl.extract import ExtractStrategy
+from etl.query import QueryFactory
+if sys.argv[2]:
+    QueryFactory.get(sys.argv[2])
+for name in sys.argv[3:]:
+    ExtractStrategy.create(name)
+"""
+
+
+def verify(root: Path, query_type: str | None, strategies: list[str]) -> str | None:
+    """Import every source as a worker would, in a fresh interpreter; None when `query_type` and
+    `strategies` are registered, else the error. (In this process the old modules are cached.)"""
+    proc = subprocess.run([sys.executable, "-B", "-c", _VERIFY, str(root), query_type or "", *strategies],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    if proc.returncode == 0:
+        return None
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit code {proc.returncode}"
