@@ -62,23 +62,24 @@ def demo_flows(fixtures: dict[str, str]) -> list[tuple[str, dict, tuple[str, ...
         ("synthetic-events", {"count": 50_000, "seed": 2, "bad_rate": 0.01, "page_size": 500}, ("streaming",)),
     ]
     for source, url in fixtures.items():
-        module = importlib.import_module(f"sources.{source}.fixture")
+        module = importlib.import_module(f"sources.{source}.fixture.demo")
         for strategy, args in module.demo_queries(url):
             flows.append((strategy, args, BOTH))
     return flows
 
 
 def start_fixtures(settings: Settings) -> tuple[dict[str, str], dict[str, str], list[subprocess.Popen]]:
-    """Start the offline fixture services the sources ship (those with a `demo_queries`).
+    """Start the offline fixture services the sources ship (those with a `fixture/demo.py`).
 
     Returns their base URLs, the settings the demo's workers need to reach them, and the processes."""
     from etl.stack import free_port, port_answers
 
     urls, procs = {}, []
     for source in ("launchpad", "github"):
-        if importlib.util.find_spec(f"sources.{source}.fixture") is None:
-            continue
-        if not hasattr(importlib.import_module(f"sources.{source}.fixture"), "demo_queries"):
+        try:
+            if importlib.util.find_spec(f"sources.{source}.fixture.demo") is None:
+                continue
+        except ModuleNotFoundError:
             continue
         port = free_port()
         procs.append(subprocess.Popen([sys.executable, "-m", f"sources.{source}.fixture", "--port", str(port)],
