@@ -17,6 +17,7 @@ from typing import Any, Callable, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from etl import metrics
 from etl.db import Database, RejectRow, reject_key
 from etl.errors import EtlError
 from etl.heartbeat import Heartbeater
@@ -128,6 +129,7 @@ class ETLActivities:
             self.staging.stage_raw(inp.batch_key, lines)
             if unstorable:
                 self._rejects(inp.strategy, unstorable)
+        metrics.batch_extracted(extracted, len(unstorable))
         activity.logger.info("extracted %d records into %s (done=%s)", extracted, inp.batch_key, done)
         return ExtractBatchResult(inp.batch_key, extracted, len(lines), len(unstorable), cursor, done)
 
@@ -144,6 +146,7 @@ class ETLActivities:
             self.staging.stage_events(ref.batch_key, events)
             if rejects:
                 self._rejects(ref.strategy, rejects)
+        metrics.EVENTS_REJECTED.inc(len(rejects))
         activity.logger.info("transformed %s: %d events, %d rejects", ref.batch_key, len(events), len(rejects))
         return TransformResult(ref.batch_key, len(events), len(rejects))
 
@@ -153,6 +156,7 @@ class ETLActivities:
         """Insert a staged batch into the events table, idempotently."""
         with Heartbeater():
             counts = self.staging.load_staged(ref.batch_key, ref.expected)
+        metrics.batch_loaded(counts.inserted, counts.staged - counts.inserted)
         activity.logger.info("loaded %s: %d new, %d already present", ref.batch_key, counts.inserted,
                              counts.staged - counts.inserted)
         return LoadResult(ref.batch_key, counts.inserted, counts.staged - counts.inserted)

@@ -18,6 +18,7 @@ from temporalio import activity
 
 from etl.activities import non_retryable_errors, record_rejects, resolve
 from etl.backpressure import MemoryGuard
+from etl import metrics
 from etl.db import Database
 from etl.heartbeat import Heartbeater
 from etl.inputs import ChunkInput, ChunkState, SplitInput, SplitResult
@@ -79,6 +80,7 @@ class StreamingActivities:
                     chunk.loaded += inserted
                     chunk.duplicates_skipped += len(events) - inserted
                     hb.beat(dataclasses.replace(chunk))
+                    metrics.page_committed(len(page.records), inserted, len(events) - inserted, len(rejects))
                     held = self.guard.wait_below()
                     if held:
                         chunk.held_s += held
@@ -93,5 +95,6 @@ class StreamingActivities:
                 if close:
                     close()
         chunk.done = finished
+        metrics.CHUNK_CALLS.inc()
         chunk.peak_rss_mib = max(chunk.peak_rss_mib, self.guard.peak_mib)
         return chunk
