@@ -44,7 +44,7 @@ COLUMNS = (
 )
 
 _ZONES: dict[str, Any] = {"UTC": pytz.utc}
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def zone(name: str):
@@ -79,8 +79,11 @@ class Event:
 
     def __post_init__(self) -> None:
         if self.event_time is None:
-            utc = self.event_time_utc.replace(tzinfo=pytz.utc)
-            self.event_time = utc.astimezone(zone(self.timezone)).replace(tzinfo=None)
+            if self.timezone == "UTC":
+                self.event_time = self.event_time_utc
+            else:
+                utc = self.event_time_utc.replace(tzinfo=pytz.utc)
+                self.event_time = utc.astimezone(zone(self.timezone)).replace(tzinfo=None)
         if self.week is None:
             day = self.event_time.date()
             self.week = day - timedelta(days=day.weekday())
@@ -94,6 +97,9 @@ class Event:
     def copy_row(self) -> str:
         """This event as one line of PostgreSQL COPY text format, in `COLUMNS` order."""
         ep, rp, mx = self.json_columns()
+        # Escape the whole row at once rather than value by value: values are joined with NUL and
+        # a missing value is a lone surrogate, two characters `to_event` refuses in every value, so
+        # after escaping they can only be the separator and the NULL marker.
         values = (
             self.source_kind_id,
             self.parent_item_id,
@@ -109,11 +115,20 @@ class Event:
             rp,
             mx,
         )
-        return "\t".join("\\N" if v is None else v.translate(_COPY_ESCAPES) for v in values) + "\n"
+        row = "\x00".join("\udfff" if v is None else v for v in values)
+        if "\\" in row:
+            row = row.replace("\\", "\\\\")
+        if "\t" in row:
+            row = row.replace("\t", "\\t")
+        if "\n" in row:
+            row = row.replace("\n", "\\n")
+        if "\r" in row:
+            row = row.replace("\r", "\\r")
+        return row.replace("\udfff", "\\N").replace("\x00", "\t") + "\n"
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODE(value)
 
 
 class Reject(Exception):
@@ -133,9 +148,10 @@ def parse_utc(value: Any) -> datetime:
         raise Reject("event_time_utc is missing")
     else:
         raise Reject(f"event_time_utc has type {type(value).__name__}; expected an ISO 8601 string")
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    offset = moment.utcoffset()
+    if offset is None:
         raise Reject(f"event_time_utc {str(value)[:64]!r} has no zone; give it as UTC (Z) or with an offset")
-    return moment.astimezone(dt_timezone.utc).replace(tzinfo=None)
+    return (moment - offset).replace(tzinfo=None)
 
 
 def _text(raw: dict, name: str, required: bool) -> str | None:
@@ -152,6 +168,14 @@ def _text(raw: dict, name: str, required: bool) -> str | None:
     if "\x00" in value:
         raise Reject(f"{name} contains a NUL byte, which PostgreSQL text cannot hold")
     return value
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def to_event(raw: Any) -> Event:
@@ -174,22 +198,21 @@ def to_event(raw: Any) -> Event:
         if not isinstance(value, dict):
             raise Reject(f"{name} has type {type(value).__name__}; expected an object")
         try:
-            text = _dumps(value)
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # a ValueError too, so it comes first
-            raise Reject(f"{name} holds text that is not valid Unicode (a lone surrogate)") from None
+            encoded.append(_dumps(value))
         except (TypeError, ValueError) as exc:
             raise Reject(f"{name} cannot be stored as JSON: {exc}") from None
-        if "\\u0000" in text:
-            raise Reject(f"{name} contains a NUL character, which PostgreSQL JSONB cannot hold")
-        encoded.append(text)
     texts = {name: _text(raw, name, False) for name in OPTIONAL_TEXT}
-    for name, value in (("event_id", event_id), ("employee_id", employee_id), *texts.items()):
-        if value is not None:
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise Reject(f"{name} holds text that is not valid Unicode (a lone surrogate)") from None
+    # One check over every string of the record; only a failure looks field by field for the name.
+    named = (*zip(JSON_FIELDS, encoded), ("event_id", event_id), ("employee_id", employee_id), *texts.items())
+    combined = "\x00".join(v for _, v in named if v is not None)
+    try:
+        combined.encode("utf-8")
+    except UnicodeEncodeError:
+        culprit = next(n for n, v in named if v is not None and not _is_utf8(v))
+        raise Reject(f"{culprit} holds text that is not valid Unicode (a lone surrogate)") from None
+    if "\\u0000" in combined:
+        culprit = next(n for n, v in zip(JSON_FIELDS, encoded) if "\\u0000" in v)
+        raise Reject(f"{culprit} contains a NUL character, which PostgreSQL JSONB cannot hold")
     return Event(
         event_id=event_id,  # type: ignore[arg-type]
         employee_id=employee_id,  # type: ignore[arg-type]
