@@ -50,7 +50,7 @@ class FlowPlan:
             SearchAttributePair(sa.ETL_FLOW_KIND, "streaming" if self.streaming else "batch"),
             SearchAttributePair(sa.ETL_QUERY, summary[:2000]),
         ]
-        member = self.query.member()
+        member = self.query.member_name()
         if member:
             pairs.append(SearchAttributePair(sa.ETL_MEMBER, str(member)))
         return TypedSearchAttributes(pairs)
@@ -61,7 +61,7 @@ def flow_id(strategy: str, query: Query, streaming: bool) -> str:
     canonical = json.dumps(query.to_dict(), sort_keys=True, default=str)
     digest = hashlib.sha256(f"{strategy}|{canonical}".encode()).hexdigest()[:10]
     parts = [strategy] + (["stream"] if streaming else [])
-    member = query.member()
+    member = query.member_name()
     if member:
         parts.append(str(member))
     return "-".join(parts + [digest])

@@ -74,7 +74,8 @@ class Query:
         names = self.summary_fields or tuple(f.name for f in dataclasses.fields(self))
         return {name: _plain(getattr(self, name)) for name in names}
 
-    def member(self) -> str | None:
+    def member_name(self) -> str | None:
+        """The value of `member_field`, if the query names one."""
         return getattr(self, self.member_field) if self.member_field else None
 
 
