@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, TypeVar
 
 from temporalio import activity
@@ -19,10 +19,10 @@ from temporalio.exceptions import ApplicationError
 
 from etl import metrics
 from etl.db import Database, RejectRow, reject_key
-from etl.errors import EtlError
+from etl.errors import EtlError, SourceUnavailable
 from etl.heartbeat import Heartbeater
 from etl.extract import ExtractStrategy
-from etl.inputs import (BatchRef, ExtractBatchInput, ExtractBatchResult, LoadResult,
+from etl.inputs import (BatchRef, ExtractBatchInput, ExtractBatchResult, ExtractProgress, LoadResult,
                         TransformResult)
 from etl.models import transform
 from etl.query import Query, QueryFactory
@@ -45,6 +45,10 @@ def non_retryable_errors(fn: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except SourceUnavailable as exc:
+            # Retryable, but at the pace the source asked for (Retry-After, a rate-limit reset).
+            delay = timedelta(seconds=exc.retry_after_s) if exc.retry_after_s else None
+            raise ApplicationError(str(exc), type="SourceUnavailable", next_retry_delay=delay) from exc
         except (EtlError, StagedBatchMissing) as exc:
             if getattr(exc, "retryable", False):
                 raise
@@ -102,36 +106,47 @@ class ETLActivities:
     @activity.defn
     @non_retryable_errors
     def extract_batch(self, inp: ExtractBatchInput) -> ExtractBatchResult:
-        """Read pages from `inp.cursor` until `batch_size` records, and stage them."""
+        """Read pages from `inp.cursor` until `batch_size` records, staging each page as it comes.
+
+        A retry resumes from the last heartbeat (the pages staged before it are kept), so a
+        failure on page 40 of a slow source does not cost pages 1 to 39 again."""
         query, strategy = resolve(inp.query_type, inp.strategy, inp.args)
-        lines: list[str] = []
-        unstorable: list[tuple[Any, str]] = []
-        cursor, done, extracted = inp.cursor, True, 0
-        pages = strategy.pages(query, inp.cursor, self.settings)
+        details = activity.info().heartbeat_details
+        progress = ExtractProgress(**details[0]) if details else ExtractProgress(cursor=inp.cursor)
+        if details:
+            activity.logger.info("extract of %s resumes after page %d at cursor %r", inp.batch_key,
+                                 progress.pages, progress.cursor)
+        self.staging.discard_raw(inp.batch_key, from_page=progress.pages)
+        done = True
+        pages = strategy.pages(query, progress.cursor, self.settings)
         with Heartbeater() as hb:
+            hb.beat(progress)
             try:
                 for page in pages:
+                    lines: list[str] = []
+                    unstorable: list[tuple[Any, str]] = []
                     for record in page.records:
                         try:
                             lines.append(encode_record(record))
                         except (TypeError, ValueError) as exc:
                             unstorable.append((record, f"record cannot be stored as JSON: {exc}"))
-                    extracted += len(page.records)
-                    cursor = page.cursor
-                    hb.beat(cursor)
-                    if extracted >= inp.batch_size:
+                    self.staging.stage_raw_page(inp.batch_key, progress.pages, lines)
+                    if unstorable:
+                        self._rejects(inp.strategy, unstorable)
+                    progress = ExtractProgress(page.cursor, progress.pages + 1, progress.extracted + len(page.records),
+                                               progress.staged + len(lines), progress.rejected + len(unstorable))
+                    hb.beat(progress)
+                    metrics.batch_extracted(len(page.records), len(unstorable))
+                    if progress.extracted >= inp.batch_size:
                         done = False
                         break
             finally:
                 close = getattr(pages, "close", None)
                 if close:
                     close()
-            self.staging.stage_raw(inp.batch_key, lines)
-            if unstorable:
-                self._rejects(inp.strategy, unstorable)
-        metrics.batch_extracted(extracted, len(unstorable))
-        activity.logger.info("extracted %d records into %s (done=%s)", extracted, inp.batch_key, done)
-        return ExtractBatchResult(inp.batch_key, extracted, len(lines), len(unstorable), cursor, done)
+        activity.logger.info("extracted %d records into %s (done=%s)", progress.extracted, inp.batch_key, done)
+        return ExtractBatchResult(inp.batch_key, progress.extracted, progress.staged, progress.rejected,
+                                  progress.cursor, done)
 
     @activity.defn
     @non_retryable_errors

@@ -6,6 +6,7 @@
     │   ├── DuplicateNameError a query type or extract method registered twice
     │   └── UnknownNameError   a name that is not registered (lists the known ones)
     ├── QueryError             a query argument is missing or malformed (names the field)
+    ├── FlowFileError          a flow file (run_queue.py) cannot be read, or one of its flows is invalid
     ├── SourceError            the source refused us; retrying cannot fix it (401, 404, no such member)
     ├── SourceUnavailable      the source is down or rate-limited for now; the activity retries
     └── StackError             the embedded stack cannot start (a port taken, a binary missing)
@@ -72,6 +73,16 @@ class QueryError(EtlError):
         self.query_type = query_type
         self.field = field
         where = f"{query_type}.{field}" if field else query_type
+        super().__init__(f"{where}: {message}")
+
+
+class FlowFileError(EtlError):
+    """A flow file cannot be read, or one of its flows is not valid."""
+
+    def __init__(self, path, message: str, index: int | None = None):
+        self.path = str(path)
+        self.index = index
+        where = f"{self.path}, flow {index + 1}" if index is not None else self.path
         super().__init__(f"{where}: {message}")
 
 

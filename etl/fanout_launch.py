@@ -2,13 +2,14 @@
 
 The fan-out's id is derived from the set of flows (`fanout-<hash>`), so submitting the same
 file again attaches to the running fan-out, or, once it completed, reuses its result instead
-of starting it again, just as `etl.queue` does for single flows.
+of starting it again, just as `etl.queue` does for single flows. When that completed fan-out
+had failed children, a new run of it retries only those, carrying the others' outcomes over.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -17,7 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from etl import search_attributes as sa
-from etl.fleet_inputs import ChildFlow, FanOutInput, FanOutSummary
+from etl.fleet_inputs import ChildFlow, FanOutInput, FanOutSummary, child_workflow_id
 from etl.launch import FlowPlan
 from etl.queue import FlowFileError
 
@@ -68,24 +69,36 @@ def plan_fanout(client: Client, plans: list[FlowPlan], *, concurrency: int, task
 
 
 async def submit_fanout(client: Client, plan: FanOutPlan) -> tuple[WorkflowHandle, str]:
-    """Start the fan-out, attach to it while it runs, or reuse it once completed.
-    Returns (handle, note) with note `started`, `attached` or `already completed`."""
+    """Start the fan-out, attach to it while it runs, reuse it once completed, or retry the
+    children that failed in it. Returns (handle, note): `started`, `attached`, `already
+    completed` or `retrying N failed flows`."""
     handle = client.get_workflow_handle(plan.workflow_id, result_type=FanOutSummary)
+    inp, note = plan.input, "started"
     try:
         if (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED:
-            return handle, "already completed"
+            previous: FanOutSummary = await handle.result()
+            if not previous.failed:
+                return handle, "already completed"
+            inp, note = retry_failed(plan, previous), f"retrying {previous.failed} failed flows"
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
     try:
         handle = await client.start_workflow(
-            "FanOutFlow", plan.input, id=plan.workflow_id, task_queue=plan.task_queue,
+            "FanOutFlow", inp, id=plan.workflow_id, task_queue=plan.task_queue,
             memo=plan.memo(), search_attributes=plan.search_attributes(),
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL, result_type=FanOutSummary,
             static_summary=f"fan-out of {len(plan.input.flows)} flows, {plan.input.concurrency} at a time")
-        return handle, "started"
+        return handle, note
     except WorkflowAlreadyStartedError:
         return handle, "attached"
+
+
+def retry_failed(plan: FanOutPlan, previous: FanOutSummary) -> FanOutInput:
+    """The fan-out's input for a run that starts only the children that failed last time."""
+    done = {o.workflow_id: o for o in previous.children if o.status == "completed"}
+    flows = [c for c in plan.input.flows if child_workflow_id(plan.workflow_id, c.key) not in done]
+    return replace(plan.input, flows=flows, outcomes=list(done.values()))
 
 
 async def watch_fanout(handle: WorkflowHandle, on_progress, poll_s: float = 1.0) -> FanOutSummary:

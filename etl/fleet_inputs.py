@@ -12,6 +12,11 @@ from typing import Any
 from etl.inputs import ETLFlowInput, FlowSummary
 
 
+def child_workflow_id(parent_id: str, key: str) -> str:
+    """A fan-out child's workflow id: derived from its parent's, so the UI shows where it came from."""
+    return f"{parent_id}--{key}"
+
+
 @dataclass
 class ChildFlow:
     """One flow of a fan-out: everything needed to start it, nothing secret."""

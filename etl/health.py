@@ -41,7 +41,6 @@ class WorkerProbe:
         self.timeout_s = timeout_s
         self._db_check: concurrent.futures.Future | None = None
         self._db_lock = threading.Lock()
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="health-db")
 
     def problems(self) -> list[str]:
         """Empty when healthy; else one reason per failing check."""
@@ -58,7 +57,7 @@ class WorkerProbe:
     def _database(self) -> str | None:
         with self._db_lock:  # one check in flight at a time: a dead database must not pile up threads
             if self._db_check is None or self._db_check.done():
-                self._db_check = self._pool.submit(self.db.health_check)
+                self._db_check = self._start_db_check()
             check = self._db_check
         where = self.db.settings.public_database_url()
         try:
@@ -67,6 +66,19 @@ class WorkerProbe:
             return f"database: no answer from {where} within {self.timeout_s:g}s"
         except Exception as exc:  # noqa: BLE001 - any failure is a reason to report, not to crash the endpoint
             return f"database: {where}: {exc}"
+
+    def _start_db_check(self) -> concurrent.futures.Future:
+        # A daemon thread, not an executor: a check stuck on a dead database must not hold up exit.
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def check() -> None:
+            try:
+                future.set_result(self.db.health_check())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
+                future.set_exception(exc)
+
+        threading.Thread(target=check, name="health-db", daemon=True).start()
+        return future
 
     def _temporal(self) -> str | None:
         call = self.client.service_client.check_health(timeout=timedelta(seconds=self.timeout_s))

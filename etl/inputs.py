@@ -119,6 +119,17 @@ class ExtractBatchResult:
 
 
 @dataclass
+class ExtractProgress:
+    """What an extract attempt heartbeats after each staged page; a retry resumes from it."""
+
+    cursor: str | None = None
+    pages: int = 0
+    extracted: int = 0
+    staged: int = 0
+    rejected: int = 0
+
+
+@dataclass
 class BatchRef:
     """A claim check: names a staged batch without carrying it."""
 

@@ -56,10 +56,13 @@ class FlowPlan:
         return TypedSearchAttributes(pairs)
 
 
-def flow_id(strategy: str, query: Query, streaming: bool) -> str:
-    """`<strategy>[-stream][-<member>]-<hash of the query>`: readable and deterministic."""
+def flow_id(strategy: str, query: Query, streaming: bool, events_table: str = "events") -> str:
+    """`<strategy>[-stream][-<member>]-<hash of the query and table>`: readable and deterministic.
+
+    The events table is part of the hash, so two deployments that share a namespace but load
+    different tables never mistake each other's flows for their own."""
     canonical = json.dumps(query.to_dict(), sort_keys=True, default=str)
-    digest = hashlib.sha256(f"{strategy}|{canonical}".encode()).hexdigest()[:10]
+    digest = hashlib.sha256(f"{strategy}|{events_table}|{canonical}".encode()).hexdigest()[:10]
     parts = [strategy] + (["stream"] if streaming else [])
     member = query.member_name()
     if member:
@@ -75,7 +78,8 @@ def plan_flow(settings: Settings, strategy: str, args: dict[str, Any], *, stream
     inp = ETLFlowInput(query_type=strat.query_type, extract_strategy=strategy, args=query.to_dict(),
                        **input_fields)
     queue = task_queue or (settings.streaming_task_queue if streaming else settings.task_queue)
-    return FlowPlan(workflow_id or flow_id(strategy, query, streaming), streaming, queue, inp, query)
+    return FlowPlan(workflow_id or flow_id(strategy, query, streaming, settings.events_table), streaming, queue,
+                    inp, query)
 
 
 async def start_flow(client: Client, plan: FlowPlan) -> tuple[WorkflowHandle, bool]:

@@ -1,13 +1,13 @@
 """The worker's own counters, shown on `/metrics` in Prometheus text format (see `etl.health`).
 
 Counters are process-wide and thread-safe: sync activities run on a thread pool and bump
-them from there. Activities count their own work with one line each:
+them from there. Activities count their own work with one line each, e.g.
 
     from etl import metrics
-    metrics.EVENTS_LOADED.inc(counts.inserted)
+    metrics.batch_loaded(counts.inserted, counts.staged - counts.inserted)
 
 Started, completed and failed activities are counted without touching activity code, by
-`ActivityMetricsInterceptor` on the client the worker is built from (`with_activity_metrics`).
+`ActivityMetricsInterceptor`, which `etl.worker.build_worker` gives every worker.
 """
 
 from __future__ import annotations
@@ -82,6 +82,28 @@ ACTIVITIES_FAILED = counter("etl_activities_failed_total", "Activity attempts th
                             ("activity",))
 
 
+def batch_extracted(records: int, unstorable: int) -> None:
+    """ETLFlow extract_batch: records read, and those rejected because they are not even JSON."""
+    RECORDS_EXTRACTED.inc(records)
+    EVENTS_REJECTED.inc(unstorable)
+
+
+def batch_loaded(inserted: int, duplicates: int) -> None:
+    """ETLFlow load_batch: one batch loaded."""
+    EVENTS_LOADED.inc(inserted)
+    EVENTS_DUPLICATE.inc(duplicates)
+    BATCHES_LOADED.inc()
+
+
+def page_committed(records: int, inserted: int, duplicates: int, rejected: int) -> None:
+    """StreamingETLFlow process_chunk: one page extracted, transformed and loaded."""
+    RECORDS_EXTRACTED.inc(records)
+    EVENTS_LOADED.inc(inserted)
+    EVENTS_DUPLICATE.inc(duplicates)
+    EVENTS_REJECTED.inc(rejected)
+    CHUNK_PAGES.inc()
+
+
 def render() -> str:
     """Every counter in Prometheus text exposition format."""
     return "\n".join(line for c in REGISTRY for line in c.render()) + "\n"
@@ -106,10 +128,3 @@ class ActivityMetricsInterceptor(temporal_client.Interceptor, Interceptor):
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _CountingInbound(next)
-
-
-def with_activity_metrics(client: temporal_client.Client) -> temporal_client.Client:
-    """The same connection, with `ActivityMetricsInterceptor` added for workers built from it."""
-    config = client.config()
-    config["interceptors"] = [*config.get("interceptors", []), ActivityMetricsInterceptor()]
-    return temporal_client.Client(**config)

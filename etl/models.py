@@ -25,6 +25,9 @@ import pytz
 REQUIRED_TEXT = ("event_id", "employee_id")
 OPTIONAL_TEXT = ("source_kind_id", "parent_item_id", "event_type", "relation_type")
 JSON_FIELDS = ("event_properties", "relation_properties", "metrics")
+#: The longest event_id the unique index takes (PostgreSQL's btree holds at most ~2,700 bytes a
+#: row); a longer one would fail its whole batch, on every retry.
+MAX_EVENT_ID_BYTES = 2000
 
 #: Column order shared by COPY, the staging tables and `Event.copy_row`.
 COLUMNS = (
@@ -183,6 +186,9 @@ def to_event(raw: Any) -> Event:
     if not isinstance(raw, dict):
         raise Reject(f"record has type {type(raw).__name__}; expected an object")
     event_id = _text(raw, "event_id", True)
+    size = len(event_id.encode("utf-8", "surrogatepass"))  # type: ignore[union-attr]
+    if size > MAX_EVENT_ID_BYTES:
+        raise Reject(f"event_id is {size:,} bytes long; at most {MAX_EVENT_ID_BYTES:,} fit the unique index")
     employee_id = _text(raw, "employee_id", True)
     utc = parse_utc(raw.get("event_time_utc"))
     tz_name = raw.get("timezone") or "UTC"

@@ -25,7 +25,7 @@ import yaml
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from etl.errors import EtlError
+from etl.errors import EtlError, FlowFileError  # noqa: F401 - FlowFileError is part of this module's API
 from etl.failures import root_message
 from etl.fleet_inputs import ChildOutcome
 from etl.inputs import FlowSummary
@@ -33,16 +33,6 @@ from etl.launch import FlowPlan, plan_flow, start_flow
 from etl.settings import Settings
 
 _ITEM_KEYS = {"strategy", "args", "streaming"}
-
-
-class FlowFileError(EtlError):
-    """A flow file cannot be read, or one of its flows is not valid. (Belongs in `etl.errors`.)"""
-
-    def __init__(self, path: str | Path, message: str, index: int | None = None):
-        self.path = str(path)
-        self.index = index
-        where = f"{self.path}, flow {index + 1}" if index is not None else self.path
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import typing
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from temporalio.client import (Schedule, ScheduleActionStartWorkflow, ScheduleIntervalSpec, ScheduleOverlapPolicy,
@@ -32,7 +32,7 @@ from etl.fleet_inputs import ChildFlow, ScheduledFlowInput
 from etl.launch import plan_flow
 from etl.query import QueryFactory
 from etl.settings import Settings
-from etl.windows import detect_window_args, field_granularity
+from etl.windows import detect_window_args, field_granularity, parse_time
 
 OVERLAPS = {
     "skip": ScheduleOverlapPolicy.SKIP,
@@ -128,3 +128,59 @@ def build_schedule(schedule_id: str, children: list[ChildFlow], *, since: dateti
 
 def describe_when(cron: str | None, interval: timedelta | None) -> str:
     return f"cron {cron!r}" if cron else f"every {interval}"
+
+
+@dataclass
+class ScheduleDraft:
+    """A validated schedule, ready for `client.create_schedule`, and how to describe it."""
+
+    schedule_id: str
+    schedule: Schedule
+    memo: dict
+    children: list[ChildFlow]
+    since: datetime
+    when: str
+
+    def search_attributes(self) -> TypedSearchAttributes:
+        return TypedSearchAttributes([SearchAttributePair(sa.ETL_FLOW_KIND, "scheduled")])
+
+    def describe(self) -> str:
+        windowed = sum(1 for c in self.children if c.window_start_arg)
+        state = self.schedule.state
+        return (f"created schedule {self.schedule_id}: {len(self.children)} flows {self.when}, overlap "
+                f"{self.schedule.policy.overlap.name.lower()}{', paused' if state.paused else ''}; first window "
+                f"from {self.since.isoformat()} ({windowed} of {len(self.children)} flows take the window)")
+
+
+def draft_schedule(settings: Settings, schedule_id: str, specs: list, *, cron: str | None = None,
+                   interval: str | None = None, since: str | None = None, window_args: str | None = None,
+                   overlap: str = "skip", streaming: bool = False, concurrency: int = 8,
+                   task_queue: str | None = None, paused: bool = False, note: str | None = None) -> ScheduleDraft:
+    """Validate everything a schedule needs (each flow planned with a sample window) before any call
+    to Temporal; `ConfigError`, `QueryError` or `UnknownNameError` name the bad value."""
+    if not schedule_id or any(ch.isspace() for ch in schedule_id):
+        raise ConfigError("ID", schedule_id, "a schedule name without spaces, e.g. lp-team-daily")
+    if concurrency < 1:
+        raise ConfigError("--concurrency", concurrency, "1 or more")
+    every = parse_interval(interval) if interval else None
+    policy = parse_overlap(overlap)
+    try:
+        start = parse_time(since) if since else datetime.now(timezone.utc).replace(microsecond=0)
+    except ValueError:
+        raise ConfigError("--since", since, "an ISO date or time, e.g. 2024-01-01 or 2024-01-01T00:00:00Z") from None
+    pair = None
+    if window_args:
+        parts = [p.strip() for p in window_args.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError("--window-args", window_args, "two argument names, START,END")
+        pair = (parts[0], parts[1])
+    children = [scheduled_child(settings, s.strategy, s.args, since=start, task_queue=task_queue,
+                                streaming=s.streaming if s.streaming is not None else streaming, window_args=pair)
+                for s in specs]
+    schedule = build_schedule(schedule_id, children, since=start, task_queue=task_queue or settings.task_queue,
+                              cron=cron, interval=every, concurrency=concurrency, overlap=policy,
+                              paused=paused, note=note)
+    when = describe_when(cron, every)
+    memo = {"when": when, "flows": len(children), "since": start.isoformat(),
+            "strategies": sorted({c.input.extract_strategy for c in children})}
+    return ScheduleDraft(schedule_id, schedule, memo, children, start, when)

@@ -2,7 +2,7 @@
 
     events            the product: one row per event, `event_id` unique
     events_rejects    records that could not become events, with the reason
-    events_raw        ETLFlow claim checks: one extracted batch per row (JSON lines)
+    events_raw_pages  ETLFlow claim checks: extracted batches, one row per source page (JSON lines)
     events_staged     ETLFlow claim checks: transformed events waiting for load
     events_loads      ledger of loaded batches, so a retried load reports the same counts
 """
@@ -38,7 +38,7 @@ class Tables:
 
     @property
     def raw(self) -> sql.Identifier:
-        return self._id("_raw")
+        return self._id("_raw_pages")
 
     @property
     def staged(self) -> sql.Identifier:
@@ -82,9 +82,11 @@ class Tables:
             ).format(rejects=self.rejects),
             f(
                 """CREATE TABLE IF NOT EXISTS {raw} (
-                    batch_key TEXT PRIMARY KEY,
+                    batch_key TEXT NOT NULL,
+                    page_no INTEGER NOT NULL,
                     records TEXT NOT NULL,
-                    created_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+                    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    PRIMARY KEY (batch_key, page_no))"""
             ).format(raw=self.raw),
             f(
                 """CREATE TABLE IF NOT EXISTS {staged} (

@@ -81,6 +81,8 @@ class Settings:
     lp_credentials_file: str | None = None
     """An OAuth credentials file for private Launchpad data; never a query argument."""
     lp_cache_dir: str | None = None
+    lp_timeout: float = 60.0
+    """Seconds for any one HTTP exchange with Launchpad."""
 
     github_token: str | None = field(default=None, repr=False)
     github_api_url: str = "https://api.github.com"
@@ -212,6 +214,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         lp_api_version=env.get("LP_API_VERSION") or "devel",
         lp_credentials_file=env.get("LP_CREDENTIALS_FILE") or None,
         lp_cache_dir=env.get("LP_CACHE_DIR") or None,
+        lp_timeout=float(_int(env, "LP_TIMEOUT", 60, minimum=1)),
         github_token=env.get("GITHUB_TOKEN") or None,
         github_api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
         from_date=_date(env, "FROM_DATE"),

@@ -1,7 +1,7 @@
 """Claim checks for `ETLFlow`: batches wait in PostgreSQL between activities, so row data
 never travels through workflow history and any worker of the fleet can run any step.
 
-    extract   -> stage_raw(key, lines)        one row of JSON lines in `events_raw`
+    extract   -> stage_raw_page(key, n, lines) a row of JSON lines per page in `events_raw_pages`
     transform -> read_raw(key); stage_events(key, events)   COPY into `events_staged`
     load      -> load_staged(key)             INSERT ... ON CONFLICT DO NOTHING into `events`,
                                               drop the staged rows, record the counts in `events_loads`
@@ -36,23 +36,32 @@ class Staging:
         self.db = db
         self.t = db.tables
 
-    def stage_raw(self, batch_key: str, json_lines: list[str]) -> None:
-        text = "\n".join(json_lines)
+    def stage_raw_page(self, batch_key: str, page_no: int, json_lines: list[str]) -> None:
+        """Stage one extracted page (replacing what an earlier attempt left under the same number)."""
 
         def write(cur) -> None:
-            cur.execute(sql.SQL("DELETE FROM {raw} WHERE batch_key = %s").format(raw=self.t.raw), (batch_key,))
-            cur.execute(sql.SQL("INSERT INTO {raw} (batch_key, records) VALUES (%s, %s)").format(raw=self.t.raw),
-                        (batch_key, text))
+            cur.execute(sql.SQL("INSERT INTO {raw} (batch_key, page_no, records) VALUES (%s, %s, %s) "
+                                "ON CONFLICT (batch_key, page_no) DO UPDATE SET records = EXCLUDED.records"
+                                ).format(raw=self.t.raw), (batch_key, page_no, "\n".join(json_lines)))
 
-        self.db.run(write, what=f"staging raw batch {batch_key}")
+        self.db.run(write, what=f"staging page {page_no} of batch {batch_key}")
+
+    def discard_raw(self, batch_key: str, from_page: int = 0) -> None:
+        """Drop the batch's staged pages from `from_page` on (those after a retry's last heartbeat)."""
+        self.db.run(lambda cur: cur.execute(
+            sql.SQL("DELETE FROM {raw} WHERE batch_key = %s AND page_no >= %s").format(raw=self.t.raw),
+            (batch_key, from_page)), what=f"discarding pages of batch {batch_key}")
 
     def read_raw(self, batch_key: str) -> list[str] | None:
-        """The staged JSON lines, or None when the batch is not staged."""
+        """The staged JSON lines in page order, or None when no page of the batch is staged."""
 
         def read(cur):
-            cur.execute(sql.SQL("SELECT records FROM {raw} WHERE batch_key = %s").format(raw=self.t.raw), (batch_key,))
-            row = cur.fetchone()
-            return None if row is None else (row[0].split("\n") if row[0] else [])
+            cur.execute(sql.SQL("SELECT records FROM {raw} WHERE batch_key = %s ORDER BY page_no").format(
+                raw=self.t.raw), (batch_key,))
+            rows = cur.fetchall()
+            if not rows:
+                return None
+            return [line for (text,) in rows if text for line in text.split("\n")]
 
         return self.db.run(read, what=f"reading raw batch {batch_key}")
 

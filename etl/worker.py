@@ -21,6 +21,7 @@ from temporalio.worker import FixedSizeSlotSupplier, Worker, WorkerTuner
 
 from etl.activities import ETLActivities
 from etl.backpressure import MemoryAwareSlotSupplier, MemoryGuard
+from etl.metrics import ActivityMetricsInterceptor
 from etl.db import Database
 from etl.settings import Settings
 
@@ -70,6 +71,7 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str, concurr
         activity_executor=ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="activity"),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         identity=identity,
+        interceptors=[ActivityMetricsInterceptor()],  # every worker counts its activity attempts
         **limits,
     )
 
@@ -150,13 +152,12 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     identity = f"{kind}@{socket.gethostname()}:{os.getpid()}"
 
     from etl import health
-    from etl.metrics import with_activity_metrics
 
     # The SDK's metrics exporter must be configured before the first client connects.
     sdk_metrics_url = health.enable_sdk_metrics() if args.health_port else None
 
     async def run() -> None:
-        client = with_activity_metrics(await connect(settings))
+        client = await connect(settings)
         worker = build_worker(client, settings, task_queue=args.task_queue, concurrency=args.concurrency,
                               kinds=(kind,), identity=identity)
         log.info("%s starting on %s (queue %r, concurrency %d)", identity, settings.temporal_host,

@@ -139,4 +139,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from etl.exit import exit_process
+
+    exit_process(main())  # not sys.exit: see etl/exit.py (the SDK's threads can crash finalisation)

@@ -55,23 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def team_specs(opts: argparse.Namespace, settings) -> list:
+    from etl.errors import ConfigError
     from etl.extract import ExtractStrategy
     from etl.teams import team_flow_specs, team_members
 
     date_from = opts.date_from or (settings.from_date.isoformat() if settings.from_date else None)
     date_to = opts.date_to or (settings.to_date.isoformat() if settings.to_date else None)
     if not date_from or not date_to:
-        raise SystemExit("error: --launchpad-team needs --from and --to (or FROM_DATE and TO_DATE)")
+        raise ConfigError("--from" if not date_from else "--to", None,
+                          "a date (YYYY-MM-DD) with --launchpad-team, or FROM_DATE and TO_DATE in the settings")
     if opts.strategies:
         strategies = [s.strip() for s in opts.strategies.split(",") if s.strip()]
     else:
         strategies = [s.name for s in ExtractStrategy.all() if s.query_type == "launchpad"]
         if not strategies:
-            raise SystemExit("error: no launchpad strategy is registered; give --strategies")
+            raise ConfigError("--strategies", None, "a list of strategies: no launchpad-* strategy is registered")
     root = opts.service_root or settings.lp_web_root
     members = team_members(root, opts.launchpad_team, settings)
     if not members:
-        raise SystemExit(f"error: team {opts.launchpad_team!r} has no members at {root}")
+        raise ConfigError("--launchpad-team", opts.launchpad_team, f"a team with members; it has none at {root}")
     return team_flow_specs(members, strategies, date_from, date_to, opts.service_root)
 
 
@@ -115,8 +117,9 @@ async def launch_durable(client, settings, plans: list, opts: argparse.Namespace
     task_queue = opts.task_queue or settings.task_queue
     plan = plan_fanout(client, plans, concurrency=opts.concurrency, task_queue=task_queue, source=source)
     handle, note = await submit_fanout(client, plan)
-    line = (f"{note} FanOutFlow {plan.workflow_id}: {len(plans)} flows, {opts.concurrency} at a time, "
-            f"task queue {task_queue!r}")
+    line = f"FanOutFlow {plan.workflow_id}: {note}; {len(plans)} flows on task queue {task_queue!r}"
+    if note not in ("attached", "already completed"):  # otherwise it runs with the concurrency it started with
+        line += f", {opts.concurrency} at a time"
     if not opts.json:
         print(line, flush=True)
         print(f"UI: {ui_link(settings, plan.workflow_id)}", flush=True)
@@ -165,12 +168,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--concurrency {opts.concurrency}: give 1 or more")
     if opts.no_wait and not opts.durable:
         parser.error("--no-wait goes with --durable (without it the launcher is what waits)")
+    from temporalio.service import RPCError
+
     try:
         return asyncio.run(launch(opts))
     except (EtlError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RPCError as exc:  # e.g. the search attributes are not registered on that server
+        print(f"error: Temporal refused: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from etl.exit import exit_process
+
+    exit_process(main())

@@ -69,61 +69,36 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"error: --arg {pair!r} is not key=value, e.g. --arg member=alice")
+            from etl.errors import ConfigError
+
+            raise ConfigError("--arg", pair, "key=value, e.g. --arg member=alice")
         args[key.strip()] = value
     return args
 
 
-async def create(client, settings, opts) -> int:
-    from datetime import datetime, timezone
-
-    from temporalio.client import ScheduleAlreadyRunningError
-    from temporalio.common import SearchAttributePair, TypedSearchAttributes
-
-    from etl import search_attributes as sa
-    from etl.errors import ConfigError
+def draft(settings, opts):
+    """The schedule `create` asks for, validated before anything talks to Temporal."""
     from etl.queue import FlowSpec, load_flow_file
-    from etl.schedules import (build_schedule, describe_when, parse_interval, parse_overlap,
-                               scheduled_child)
-    from etl.windows import parse_time
+    from etl.schedules import draft_schedule
 
-    if opts.concurrency < 1:
-        raise ConfigError("--concurrency", opts.concurrency, "1 or more")
-    interval = parse_interval(opts.interval) if opts.interval else None
-    overlap = parse_overlap(opts.overlap)
-    try:
-        since = parse_time(opts.since) if opts.since else datetime.now(timezone.utc).replace(microsecond=0)
-    except ValueError:
-        raise ConfigError("--since", opts.since, "an ISO date or time, e.g. 2024-01-01 or 2024-01-01T00:00:00Z") from None
-    window_args = None
-    if opts.window_args:
-        parts = [p.strip() for p in opts.window_args.split(",")]
-        if len(parts) != 2 or not all(parts):
-            raise ConfigError("--window-args", opts.window_args, "two argument names, START,END")
-        window_args = (parts[0], parts[1])
     specs = load_flow_file(opts.flows) if opts.flows else [FlowSpec(opts.strategy, parse_pairs(opts.arg))]
-    task_queue = opts.task_queue or settings.task_queue
-    children = [scheduled_child(settings, s.strategy, s.args, since=since, task_queue=opts.task_queue,
-                                streaming=s.streaming if s.streaming is not None else opts.streaming,
-                                window_args=window_args) for s in specs]
-    schedule = build_schedule(opts.id, children, since=since, task_queue=task_queue, cron=opts.cron,
-                              interval=interval, concurrency=opts.concurrency, overlap=overlap,
-                              paused=opts.paused, note=opts.note)
-    when = describe_when(opts.cron, interval)
+    return draft_schedule(settings, opts.id, specs, cron=opts.cron, interval=opts.interval, since=opts.since,
+                          window_args=opts.window_args, overlap=opts.overlap, streaming=opts.streaming,
+                          concurrency=opts.concurrency, task_queue=opts.task_queue, paused=opts.paused,
+                          note=opts.note)
+
+
+async def create(client, plan) -> int:
+    from temporalio.client import ScheduleAlreadyRunningError
+
     try:
-        await client.create_schedule(
-            opts.id, schedule,
-            memo={"when": when, "flows": len(children), "since": since.isoformat(),
-                  "strategies": sorted({c.input.extract_strategy for c in children})},
-            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ETL_FLOW_KIND, "scheduled")]))
+        await client.create_schedule(plan.schedule_id, plan.schedule, memo=plan.memo,
+                                     search_attributes=plan.search_attributes())
     except ScheduleAlreadyRunningError:
-        print(f"error: a schedule named {opts.id!r} already exists; delete it first or choose another name",
+        print(f"error: a schedule named {plan.schedule_id!r} already exists; delete it first or choose another name",
               file=sys.stderr)
         return 2
-    windowed = sum(1 for c in children if c.window_start_arg)
-    print(f"created schedule {opts.id}: {len(children)} flows {when}, overlap {overlap.name.lower()}"
-          f"{', paused' if opts.paused else ''}; first window from {since.isoformat()}"
-          f" ({windowed} of {len(children)} flows take the window)")
+    print(plan.describe())
     return 0
 
 
@@ -157,10 +132,11 @@ async def run(opts) -> int:
     from etl.settings import load_settings
 
     settings = load_settings()
+    plan = draft(settings, opts) if opts.command == "create" else None
     client = await connect(settings)
     try:
-        if opts.command == "create":
-            return await create(client, settings, opts)
+        if plan is not None:
+            return await create(client, plan)
         if opts.command == "list":
             show(await list_schedules(client), opts.json)
             return 0
@@ -179,10 +155,11 @@ async def run(opts) -> int:
         print(f"{opts.command}{'d' if opts.command.endswith('e') else 'ed'} schedule {opts.id}")
         return 0
     except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
+        if exc.status == RPCStatusCode.NOT_FOUND and getattr(opts, "id", None):
             print(f"error: no schedule named {opts.id!r} (see `schedule.py list`)", file=sys.stderr)
-            return 2
-        raise
+        else:
+            print(f"error: Temporal at {settings.temporal_host} refused: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,4 +172,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from etl.exit import exit_process
+
+    exit_process(main())

@@ -18,7 +18,10 @@ from pathlib import Path
 from etl.client import connect
 from etl.db import Database
 from etl.history import histories
-from etl.inputs import ETLFlowInput, FlowSummary
+from etl.fanout_launch import child_of
+from etl.fleet_inputs import FanOutInput, ScheduledFlowInput
+from etl.inputs import ETLFlowInput
+from etl.launch import plan_flow
 from etl.settings import settings_from_env
 from etl.stack import EmbeddedPostgres, TemporalDevServer, free_port
 from tests.flows import FlowRunner
@@ -39,7 +42,16 @@ CASES = [
         "synthetic", "synthetic-events", {"count": 4000, "seed": 4, "page_size": 100}, chunk_count=4,
         pages_per_call=4, history_budget=40)),
     ("batch-bad-query", "ETLFlow", ETLFlowInput("synthetic", "synthetic-events", {"count": -1})),
+    ("fanout", "FanOutFlow", lambda settings: FanOutInput(flows=_children(settings, 3), concurrency=2)),
+    ("scheduled", "ScheduledFlow", lambda settings: ScheduledFlowInput(
+        flows=_children(settings, 2), since="2024-01-01T00:00:00+00:00", concurrency=2)),
 ]
+
+
+def _children(settings, count: int) -> list:
+    plans = [plan_flow(settings, "synthetic-events", {"count": 500, "seed": 100 + n}, task_queue="record")
+             for n in range(count)]
+    return [child_of(plan) for plan in plans]
 
 
 async def record(root: Path) -> None:
@@ -57,8 +69,10 @@ async def record(root: Path) -> None:
         async with FlowRunner(client, settings, "record") as _:
             for name, workflow, inp in CASES:
                 wid = f"{name}-{uuid.uuid4().hex[:6]}"
+                if callable(inp):
+                    inp = inp(settings)
                 try:
-                    await client.execute_workflow(workflow, inp, id=wid, task_queue="record", result_type=FlowSummary)
+                    await client.execute_workflow(workflow, inp, id=wid, task_queue="record")
                 except Exception as exc:  # noqa: BLE001 - failing flows are recorded too
                     print(f"{name}: failed as intended ({type(exc).__name__})")
                 for n, history in enumerate(await histories(client, wid)):

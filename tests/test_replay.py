@@ -29,7 +29,7 @@ def all_workflows() -> list:
 
 def test_every_workflow_type_has_recorded_histories():
     kinds = {path.name.split("-")[0] for path in HISTORIES}
-    assert {"batch", "streaming"} <= kinds
+    assert {"batch", "streaming", "fanout", "scheduled"} <= kinds
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -3,9 +3,8 @@
     python -m workers.etl_worker [--task-queue Q] [--concurrency N]
 """
 
-import sys
-
+from etl.exit import exit_process
 from etl.worker import main
 
 if __name__ == "__main__":
-    sys.exit(main("batch"))
+    exit_process(main("batch"))  # see etl/exit.py

@@ -4,9 +4,8 @@ taking no new chunks while its memory is above MEMORY_LIMIT_MIB.
     python -m workers.streaming_worker [--task-queue Q] [--concurrency N]
 """
 
-import sys
-
+from etl.exit import exit_process
 from etl.worker import main
 
 if __name__ == "__main__":
-    sys.exit(main("streaming"))
+    exit_process(main("streaming"))  # see etl/exit.py

@@ -22,7 +22,8 @@ from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedErro
 with workflow.unsafe.imports_passed_through():
     from etl import search_attributes as sa
     from etl.failures import root_message
-    from etl.fleet_inputs import ChildFlow, ChildOutcome, FanOutInput, FanOutProgress, FanOutSummary
+    from etl.fleet_inputs import (ChildFlow, ChildOutcome, FanOutInput, FanOutProgress, FanOutSummary,
+                                   child_workflow_id)
     from etl.inputs import FlowSummary
     from etl.workflows.common import should_continue_as_new
 
@@ -85,7 +86,7 @@ class FanOutFlow:
         return self._summary(inp, started_at)
 
     async def _run_child(self, inp: FanOutInput, child: ChildFlow) -> ChildOutcome:
-        child_id = f"{workflow.info().workflow_id}--{child.key}"
+        child_id = child_workflow_id(workflow.info().workflow_id, child.key)
         streaming = inp.streaming or child.streaming
         began = workflow.now()
         try:

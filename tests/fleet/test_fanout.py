@@ -1,0 +1,82 @@
+"""The durable fan-out: it outlives the launcher, records failed children without stopping, and
+continues as new without losing a child."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from etl.fanout_launch import FanOutPlan, child_of, submit_fanout
+from etl.fleet_inputs import FanOutInput, FanOutSummary
+from etl.launch import plan_flow
+from etl.settings import PROJECT_ROOT
+from sources.synthetic.flows.events import expected_event_ids
+from sources.synthetic.query import SyntheticQuery
+from tests.fleet.conftest import run_script, script_env, synthetic_flows, write_flows
+
+
+async def test_durable_launch_survives_killing_the_launcher(flow_runner, client, db, settings, task_queue,
+                                                            tmp_path):
+    flows = synthetic_flows(6, count=1500, first_seed=300)
+    path = write_flows(tmp_path / "team.json", flows)
+    env = script_env(settings, task_queue)
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable, str(PROJECT_ROOT / "scripts" / "run_queue.py"), str(path), "--durable", "--concurrency", "2",
+        cwd=PROJECT_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    first_line = (await asyncio.wait_for(launcher.stdout.readline(), 60)).decode()
+    assert first_line.startswith("FanOutFlow fanout-6-") and ": started; 6 flows" in first_line, first_line
+    fanout_id = first_line.split()[1].rstrip(":")
+
+    launcher.send_signal(signal.SIGKILL)  # the launcher's machine goes away
+    await launcher.wait()
+    assert launcher.returncode == -signal.SIGKILL
+
+    summary: FanOutSummary = await client.get_workflow_handle(fanout_id, result_type=FanOutSummary).result()
+
+    expected = [expected_event_ids(SyntheticQuery(**f["args"])) for f in flows]
+    assert summary.completed == 6 and summary.failed == 0
+    assert sorted(c.summary.loaded for c in summary.children) == sorted(len(ids) for ids in expected)
+    assert all(c.workflow_id.startswith(f"{fanout_id}--synthetic-events-") for c in summary.children)
+    assert summary.loaded == db.count_events() == sum(len(ids) for ids in expected)
+
+    again = await run_script("run_queue.py", str(path), "--durable", env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"FanOutFlow {fanout_id}: already completed; 6 flows")
+    assert again.stdout.count(" completed ") >= 6
+
+
+async def test_fanout_records_a_failed_child_continues_as_new_and_retries_only_the_failed(
+        flow_runner, client, db, settings, task_queue, broken_strategy):
+    plans = [plan_flow(settings, "synthetic-events", {"count": 100, "seed": 400 + i}, task_queue=task_queue)
+             for i in range(4)]
+    plans.append(plan_flow(settings, broken_strategy, {"count": 5, "seed": 9}, task_queue=task_queue))
+    # A tiny history budget forces the fan-out to continue as new between children.
+    plan = FanOutPlan(f"fanout-test-{task_queue}", task_queue,
+                      FanOutInput([child_of(p) for p in plans], concurrency=1, history_budget=20))
+
+    handle, note = await submit_fanout(client, plan)
+    summary: FanOutSummary = await handle.result()
+
+    assert note == "started" and summary.runs > 1
+    assert (summary.completed, summary.failed) == (4, 1)
+    failed = [c for c in summary.children if c.status == "failed"]
+    assert failed[0].workflow_id == f"{plan.workflow_id}--{plans[-1].workflow_id}"
+    assert "synthetic-broken refuses every request" in failed[0].error
+    assert db.count_events() == summary.loaded > 0
+
+    # The source is fixed; submitting the same fan-out again retries only the failed child.
+    from etl import extract
+    from sources.synthetic.flows.events import extract_events
+
+    extract._STRATEGIES.pop(broken_strategy)
+    extract.extract_method(broken_strategy, query_type="synthetic")(extract_events)
+    handle, note = await submit_fanout(client, plan)
+    retried: FanOutSummary = await handle.result()
+
+    assert note == "retrying 1 failed flows"
+    assert (retried.completed, retried.failed) == (5, 0)
+    runs = [w.id async for w in client.list_workflows(f"TaskQueue='{task_queue}' AND WorkflowType='ETLFlow'")]
+    # Each child that completed ran once; the failed one ran twice.
+    assert sorted(runs) == sorted([c.workflow_id for c in summary.children] + [failed[0].workflow_id])
+    assert db.count_events() == retried.loaded == summary.loaded + len(expected_event_ids(SyntheticQuery(count=5, seed=9)))

@@ -1,0 +1,116 @@
+"""Pure logic of the fleet tools: flow files, windows, intervals, team expansion, the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from etl.errors import ConfigError
+from etl.fleet_inputs import ChildOutcome
+from etl.inputs import FlowSummary
+from etl.queue import FlowFileError, load_flow_file, plan_all
+from etl.queue_report import launch_note, summary_table
+from etl.schedules import parse_interval, parse_overlap
+from etl.settings import Settings
+from etl.teams import _name, team_flow_specs
+from etl.windows import detect_window_args, windowed_args
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[]", "must be a non-empty list of flows"),
+    ('[{"strategy": "synthetic-events", "argz": {}}]', "flow 1: unknown key 'argz'"),
+    ('[{"args": {}}]', "flow 1: needs `strategy`"),
+    ('[{"strategy": "synthetic-events", "args": [1]}]', "flow 1: `args` must be a mapping"),
+    ('[{"strategy": "synthetic-events", "streaming": "yes"}]', "flow 1: `streaming` must be true or false"),
+    ("{not json", "is not valid JSON"),
+])
+def test_flow_file_errors_say_what_and_where(tmp_path, text, message):
+    path = tmp_path / "flows.json"
+    path.write_text(text)
+    with pytest.raises(FlowFileError, match=message):
+        load_flow_file(path)
+
+
+def test_flow_file_yaml_and_planning_errors_name_the_flow(tmp_path):
+    path = tmp_path / "flows.yaml"
+    path.write_text("- {strategy: synthetic-events, args: {count: 5}}\n"
+                    "- {strategy: synthetic-events, args: {count: 5, seed: 0}}\n")
+    specs = load_flow_file(path)
+    with pytest.raises(FlowFileError, match=r"flow 2: is the same flow as flow 1 \(workflow id synthetic-events-"):
+        plan_all(Settings(), specs, source=str(path))
+    path.write_text("- {strategy: synthetic-events, args: {bad_rate: 2}}\n")
+    with pytest.raises(FlowFileError, match=r"flow 1: synthetic.bad_rate: 2.0 is outside 0..1"):
+        plan_all(Settings(), load_flow_file(path), source=str(path))
+
+
+def test_date_windows_floor_to_days_so_each_day_is_fetched_once():
+    hours = [datetime(2024, 3, 1, 22, tzinfo=UTC) + timedelta(hours=h) for h in range(5)]
+    windows = [windowed_args({"member": "a"}, "data_date_start", "data_date_end", "date", a, b)
+               for a, b in zip(hours, hours[1:])]
+    assert windows == [None, {"member": "a", "data_date_start": "2024-03-01", "data_date_end": "2024-03-02"},
+                       None, None]
+    exact = windowed_args({}, "since", "until", "datetime", hours[0], hours[1])
+    assert exact == {"since": hours[0].isoformat(), "until": hours[1].isoformat()}
+    assert windowed_args({"count": 3}, "", "", "datetime", hours[0], hours[1]) == {"count": 3}
+
+
+def test_window_arguments_are_detected_by_name_and_type():
+    @dataclass
+    class Dates:
+        member: str
+        data_date_start: date
+        data_date_end: date
+
+    @dataclass
+    class Times:
+        since: datetime | None
+        until: datetime | None
+
+    @dataclass
+    class Neither:
+        start: int
+        count: int
+
+    assert detect_window_args(Dates) == ("data_date_start", "data_date_end", "date")
+    assert detect_window_args(Times) == ("since", "until", "datetime")
+    assert detect_window_args(Neither) is None
+
+
+def test_intervals_and_overlaps():
+    assert parse_interval("1h30m") == timedelta(hours=1, minutes=30)
+    assert parse_interval("45s") == timedelta(seconds=45)
+    for bad in ("", "1w", "0s", "soon"):
+        with pytest.raises(ConfigError, match="--interval"):
+            parse_interval(bad)
+    assert parse_overlap("BUFFER_ONE").name == "BUFFER_ONE"
+    with pytest.raises(ConfigError, match="could not chain"):
+        parse_overlap("allow_all")
+
+
+def test_team_members_from_people_or_membership_records():
+    person = SimpleNamespace(name="alice")
+    membership = SimpleNamespace(member=SimpleNamespace(name="bob"))  # no `name` of its own
+    assert [_name(person), _name(membership)] == ["alice", "bob"]
+    specs = team_flow_specs(["alice", "bob"], ["launchpad-bugs", "launchpad-questions"], "2024-01-01",
+                            "2024-02-01", service_root="staging")
+    assert [(s.strategy, s.args["member"]) for s in specs] == [
+        ("launchpad-bugs", "alice"), ("launchpad-questions", "alice"),
+        ("launchpad-bugs", "bob"), ("launchpad-questions", "bob")]
+    assert specs[0].args == {"member": "alice", "data_date_start": "2024-01-01", "data_date_end": "2024-02-01",
+                             "service_root": "staging"}
+
+
+def test_report_says_when_nothing_was_started():
+    summary = FlowSummary("f1", "synthetic-events", 10, 1, 9, 0, 1, 0.5)
+    reused = [ChildOutcome("f1", "synthetic-events", "completed", summary, 0.5, note="already completed")]
+    assert launch_note(reused) == ("nothing new started: all 1 flows had already completed; "
+                                   "their recorded results are shown")
+    failed = ChildOutcome("f2", "synthetic-events", "failed", error="SourceError: no", note="restarted (was failed)")
+    assert launch_note(reused + [failed]).startswith("started 1, 1 of them after a failed or stopped run")
+    table = summary_table(reused + [failed], elapsed_s=2.0)
+    assert "TOTAL: 2 flows  1 ok, 1 failed" in table and "2.0s  wall time" in table
