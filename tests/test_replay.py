@@ -34,7 +34,8 @@ def test_every_workflow_type_has_recorded_histories():
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_recorded_history_replays(path: Path):
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    workflow_id = path.stem.rsplit("-run", 1)[0]  # as recorded by tests/record_histories.py
+    history = WorkflowHistory.from_json(workflow_id, path.read_text())
     await Replayer(workflows=all_workflows()).replay_workflow(history)
 
 

@@ -80,7 +80,7 @@ def refusals(what: str) -> Iterator[None]:
 def _login_key(query: LaunchpadQuery, settings: Settings) -> tuple:
     return (service_root(query, settings), query.api_version or settings.lp_api_version,
             query.application_name or settings.lp_app_id, settings.lp_credentials_file,
-            settings.lp_cache_dir or str(settings.state_dir), getattr(settings, "lp_timeout", None) or TIMEOUT)
+            settings.lp_cache_dir or str(settings.state_dir), settings.lp_timeout or TIMEOUT)
 
 
 # Logging in parses Launchpad's 1.5 MB WADL (about 0.1 s and 16 MB): a few idle clients are kept for
