@@ -7,8 +7,9 @@
 
 The strategy name is `<query type>-<flow>`; the query type is the part before the
 first `-` unless `query_type=` says otherwise. Called again with a page's cursor,
-the method continues after that page. `cursor=None` means "from the start"; the
-last page carries `cursor=None`... or any cursor: the end is when the iterator stops.
+the method continues after that page. `cursor=None` means "from the start", so only
+the last page may carry `cursor=None` (nothing follows it); any other page must carry
+a cursor. The end of the data is when the iterator stops.
 Methods are plain (blocking) functions: activities run them on a thread pool.
 Secrets come from `settings`, never from the query.
 

@@ -16,6 +16,15 @@ from psycopg2 import sql
 from etl.settings import validate_identifier
 
 
+#: The event columns (SPEC's data model) shared by the events table and its staging twin;
+#: `{event_id}` is filled per table (unique in `events`, repeated across retries in staging).
+EVENT_COLUMNS = (
+    "source_kind_id TEXT, parent_item_id TEXT, {event_id}, event_type TEXT, relation_type TEXT, "
+    "employee_id TEXT, event_time_utc TIMESTAMP NOT NULL, week DATE NOT NULL, timezone TEXT, "
+    "event_time TIMESTAMP, event_properties JSONB, relation_properties JSONB, metrics JSONB"
+)
+
+
 @dataclass(frozen=True)
 class Tables:
     """The quoted identifiers of every table derived from one events table name."""
@@ -53,21 +62,8 @@ class Tables:
         f = sql.SQL
         return [
             f(
-                """CREATE TABLE IF NOT EXISTS {events} (
-                    id BIGSERIAL PRIMARY KEY,
-                    source_kind_id TEXT,
-                    parent_item_id TEXT,
-                    event_id TEXT UNIQUE NOT NULL,
-                    event_type TEXT,
-                    relation_type TEXT,
-                    employee_id TEXT,
-                    event_time_utc TIMESTAMP NOT NULL,
-                    week DATE NOT NULL,
-                    timezone TEXT,
-                    event_time TIMESTAMP,
-                    event_properties JSONB,
-                    relation_properties JSONB,
-                    metrics JSONB)"""
+                "CREATE TABLE IF NOT EXISTS {events} (id BIGSERIAL PRIMARY KEY, " + EVENT_COLUMNS.format(
+                    event_id="event_id TEXT UNIQUE NOT NULL") + ")"
             ).format(events=self.events),
             f(
                 """CREATE TABLE IF NOT EXISTS {rejects} (
@@ -89,21 +85,8 @@ class Tables:
                     PRIMARY KEY (batch_key, page_no))"""
             ).format(raw=self.raw),
             f(
-                """CREATE TABLE IF NOT EXISTS {staged} (
-                    batch_key TEXT NOT NULL,
-                    source_kind_id TEXT,
-                    parent_item_id TEXT,
-                    event_id TEXT NOT NULL,
-                    event_type TEXT,
-                    relation_type TEXT,
-                    employee_id TEXT,
-                    event_time_utc TIMESTAMP NOT NULL,
-                    week DATE NOT NULL,
-                    timezone TEXT,
-                    event_time TIMESTAMP,
-                    event_properties JSONB,
-                    relation_properties JSONB,
-                    metrics JSONB)"""
+                "CREATE TABLE IF NOT EXISTS {staged} (batch_key TEXT NOT NULL, " + EVENT_COLUMNS.format(
+                    event_id="event_id TEXT NOT NULL") + ")"
             ).format(staged=self.staged),
             f("CREATE INDEX IF NOT EXISTS {idx} ON {staged} (batch_key)").format(
                 idx=sql.Identifier(self.name + "_staged_batch_key"), staged=self.staged

@@ -17,8 +17,10 @@ import subprocess
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import psutil
 
@@ -282,3 +284,25 @@ class TemporalDevServer:
             proc.wait(10)
         if self.pid_file and self.pid_file.exists():
             self.pid_file.unlink()
+
+
+@contextmanager
+def private_stack(root: Path, *, fast: bool = True) -> Iterator[tuple[EmbeddedPostgres, TemporalDevServer, dict]]:
+    """Both servers on free ports under `root`, for tests, the benchmark and recordings.
+
+    Yields the servers and the environment (`TEMPORAL_HOST`, `DB_*`, ...) that points settings
+    at them; stops both on the way out. `fast` trades durability for speed (fsync off)."""
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)  # PostgreSQL runs as another user when we are root, and must reach its data
+    pg = EmbeddedPostgres(root / "pg", free_port(), fast=fast)
+    temporal = TemporalDevServer(root / "temporal.db", free_port(), free_port(), headless=True,
+                                 log_file=root / "temporal.log")
+    pg.start()
+    try:
+        temporal.start()
+        env = {"TEMPORAL_HOST": temporal.address, "DB_HOST": "127.0.0.1", "DB_PORT": str(pg.port),
+               "DB_NAME": pg.database, "DB_USER": pg.user, "ETL_STATE_DIR": str(root / "state")}
+        yield pg, temporal, env
+    finally:
+        temporal.stop()
+        pg.stop(mode="immediate" if fast else "fast")

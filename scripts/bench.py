@@ -39,7 +39,7 @@ from etl.extract import ExtractStrategy  # noqa: E402
 from etl.models import transform  # noqa: E402
 from etl.query import QueryFactory  # noqa: E402
 from etl.settings import Settings, settings_from_env  # noqa: E402
-from etl.stack import EmbeddedPostgres, TemporalDevServer, free_port  # noqa: E402
+from etl.stack import private_stack  # noqa: E402
 
 
 def synthetic_events(n: int, seed: int):
@@ -162,6 +162,24 @@ async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, wor
             "runs": summary.runs}
 
 
+def run_parts(results: dict, parts: list[str], opts: argparse.Namespace, settings: Settings, env: dict) -> None:
+    if "loader" in parts:
+        print(f"loader: {opts.loader_events:,} events ...", flush=True)
+        results["loader"] = bench_loader(settings, opts.loader_events, 10_000)
+    if "plain" in parts or len(parts) > 1:
+        print(f"plain loop: {opts.events:,} events ...", flush=True)
+        results["plain"] = bench_plain(settings, opts.events, opts.page_size)
+    for kind in ("batch", "streaming"):
+        if kind in parts:
+            print(f"{kind}: {opts.events:,} events on {opts.workers} worker process(es) ...", flush=True)
+            results[kind] = asyncio.run(bench_flow(settings, env, opts.events, kind == "streaming", opts.workers,
+                                                   opts.concurrency, opts.page_size, opts.batch_size))
+    plain = results.get("plain", {}).get("events_per_s")
+    for kind in ("plain", "batch", "streaming"):
+        if kind in results:
+            results[kind]["ratio"] = round(results[kind]["events_per_s"] / plain, 3) if plain else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000, help="events per flow (default 200,000)")
@@ -179,37 +197,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--events {opts.events}: give at least 1")
 
     root = Path(tempfile.mkdtemp(prefix="etl-bench-"))
-    os.chmod(root, 0o755)
-    pg = EmbeddedPostgres(root / "pg", free_port())
-    temporal = TemporalDevServer(root / "temporal.db", free_port(), headless=True, log_file=root / "temporal.log")
     results: dict = {}
+    print(f"starting a private stack under {root} ...", flush=True)
     try:
-        print(f"starting a private stack under {root} ...", flush=True)
-        pg.start()
-        temporal.start()
-        env = {"TEMPORAL_HOST": temporal.address, "DB_HOST": "127.0.0.1", "DB_PORT": str(pg.port),
-               "DB_NAME": pg.database, "DB_USER": pg.user, "ETL_STATE_DIR": str(root / "state")}
-        settings = settings_from_env(env)
-        if "loader" in parts:
-            print(f"loader: {opts.loader_events:,} events ...", flush=True)
-            results["loader"] = bench_loader(settings, opts.loader_events, 10_000)
-        if "plain" in parts or len(parts) > 1:
-            print(f"plain loop: {opts.events:,} events ...", flush=True)
-            results["plain"] = bench_plain(settings, opts.events, opts.page_size)
-        for kind in ("batch", "streaming"):
-            if kind in parts:
-                print(f"{kind}: {opts.events:,} events on {opts.workers} worker process(es) ...", flush=True)
-                results[kind] = asyncio.run(bench_flow(settings, env, opts.events, kind == "streaming",
-                                                       opts.workers, opts.concurrency, opts.page_size,
-                                                       opts.batch_size))
-        plain = results.get("plain", {}).get("events_per_s")
-        for kind in ("plain", "batch", "streaming"):
-            if kind in results:
-                results[kind]["ratio"] = round(results[kind]["events_per_s"] / plain, 3) if plain else None
+        # Durable settings (fsync on), as a user's database would run.
+        with private_stack(root, fast=False) as (_, _, env):
+            settings = settings_from_env(env)
+            try:
+                run_parts(results, parts, opts, settings, env)
+            finally:
+                Database.close_all()
     finally:
-        Database.close_all()
-        temporal.stop()
-        pg.stop()
         shutil.rmtree(root, ignore_errors=True)
 
     print()

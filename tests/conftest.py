@@ -15,7 +15,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import uuid
@@ -27,7 +26,7 @@ import pytest_asyncio
 
 from etl.db import Database
 from etl.settings import Settings, settings_from_env
-from etl.stack import EmbeddedPostgres, TemporalDevServer, free_port
+from etl.stack import EmbeddedPostgres, TemporalDevServer, private_stack
 
 
 @dataclass
@@ -41,30 +40,20 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack():
     root = Path(tempfile.mkdtemp(prefix="etl-test-"))
-    os.chmod(root, 0o755)
-    pg = EmbeddedPostgres(root / "pg", free_port(), fast=True)
-    temporal = TemporalDevServer(root / "temporal.db", free_port(), free_port(), headless=True,
-                                 log_file=root / "temporal.log")
-    pg.start()
-    temporal.start()
-    settings = settings_from_env({
-        "TEMPORAL_HOST": temporal.address,
-        "DB_HOST": "127.0.0.1",
-        "DB_PORT": str(pg.port),
-        "DB_NAME": pg.database,
-        "DB_USER": pg.user,
-        "DB_MAX_CONN": "20",
-        # The pytest process holds test data and several in-process workers; only the memory
-        # backpressure test wants a worker to feel its limit.
-        "MEMORY_LIMIT_MIB": "8192",
-        "ETL_STATE_DIR": str(root / "state"),
-    })
     try:
-        yield Stack(pg, temporal, settings, root)
+        with private_stack(root) as (pg, temporal, env):
+            settings = settings_from_env({
+                **env,
+                "DB_MAX_CONN": "20",
+                # The pytest process holds test data and several in-process workers; only the
+                # memory backpressure test wants a worker to feel its limit.
+                "MEMORY_LIMIT_MIB": "8192",
+            })
+            try:
+                yield Stack(pg, temporal, settings, root)
+            finally:
+                Database.close_all()
     finally:
-        Database.close_all()
-        temporal.stop()
-        pg.stop(mode="immediate")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -22,7 +22,7 @@ from etl.fleet_inputs import FanOutInput, ScheduledFlowInput
 from etl.inputs import ETLFlowInput
 from etl.launch import plan_flow
 from etl.settings import settings_from_env
-from etl.stack import EmbeddedPostgres, TemporalDevServer, free_port
+from etl.stack import private_stack
 from tests.flows import FlowRunner
 
 HERE = Path(__file__).resolve().parent / "histories"
@@ -54,38 +54,34 @@ def _children(settings, count: int) -> list:
 
 
 async def record(root: Path) -> None:
-    pg = EmbeddedPostgres(root / "pg", free_port(), fast=True)
-    temporal = TemporalDevServer(root / "t.db", free_port(), headless=True)
-    pg.start()
-    temporal.start()
-    try:
-        settings = settings_from_env({"TEMPORAL_HOST": temporal.address, "DB_PORT": str(pg.port),
-                                      "EVENTS_TABLE": "recorded"})
-        client = await connect(settings)
-        HERE.mkdir(exist_ok=True)
-        for old in HERE.glob("*.json"):
-            old.unlink()
-        async with FlowRunner(client, settings, "record") as _:
-            for name, workflow, inp in CASES:
-                wid = name  # the replay test gives each history this id back (child ids derive from it)
-                if callable(inp):
-                    inp = inp(settings)
-                try:
-                    await client.execute_workflow(workflow, inp, id=wid, task_queue="record")
-                except Exception as exc:  # noqa: BLE001 - failing flows are recorded too
-                    print(f"{name}: failed as intended ({type(exc).__name__})")
-                for n, history in enumerate(await histories(client, wid)):
-                    (HERE / f"{name}-run{n}.json").write_text(history.to_json())
-                    print(f"{name}: run {n}: {len(history.events)} events")
-    finally:
-        Database.close_all()
-        temporal.stop()
-        pg.stop(mode="immediate")
+    with private_stack(root) as (_, _, env):
+        try:
+            await _record(settings_from_env({**env, "EVENTS_TABLE": "recorded"}))
+        finally:
+            Database.close_all()
+
+
+async def _record(settings) -> None:
+    client = await connect(settings)
+    HERE.mkdir(exist_ok=True)
+    for old in HERE.glob("*.json"):
+        old.unlink()
+    async with FlowRunner(client, settings, "record") as _:
+        for name, workflow, inp in CASES:
+            wid = name  # the replay test gives each history this id back (child ids derive from it)
+            if callable(inp):
+                inp = inp(settings)
+            try:
+                await client.execute_workflow(workflow, inp, id=wid, task_queue="record")
+            except Exception as exc:  # noqa: BLE001 - failing flows are recorded too
+                print(f"{name}: failed as intended ({type(exc).__name__})")
+            for n, history in enumerate(await histories(client, wid)):
+                (HERE / f"{name}-run{n}.json").write_text(history.to_json())
+                print(f"{name}: run {n}: {len(history.events)} events")
 
 
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="etl-record-"))
-    root.chmod(0o755)
     try:
         asyncio.run(record(root))
     finally:

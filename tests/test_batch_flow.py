@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
