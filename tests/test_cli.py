@@ -32,6 +32,10 @@ NOWHERE = {"TEMPORAL_HOST": f"127.0.0.1:{free_port()}"}
     (["synthetic-events", "--arg", "count=many"], "synthetic.count: 'many' is not a whole number"),
     (["synthetic-events", "--arg", "colour=red"], "synthetic.colour: unknown argument; synthetic takes: count"),
     (["synthetic-events", "--arg", "count"], "--arg 'count' is not key=value"),
+    (["launchpad-bugs", "--arg", "data_date_start=2024-01-01", "--arg", "data_date_end=2024-02-01"],
+     "launchpad.member: is required"),
+    (["launchpad-bugs", "--arg", "member=alice", "--arg", "data_date_start=2024-13-01",
+      "--arg", "data_date_end=2024-02-01"], "launchpad.data_date_start: '2024-13-01' is not a date as YYYY-MM-DD"),
 ])
 def test_run_flow_refuses_bad_input_before_starting_anything(args, message):
     result = run(["scripts/run_flow.py", *args], NOWHERE, timeout=30)
