@@ -138,7 +138,8 @@ class ETLActivities:
                     hb.beat(progress)
                     metrics.batch_extracted(len(page.records), len(unstorable))
                     if progress.extracted >= inp.batch_size:
-                        done = False
+                        # A page whose cursor is None was the last one (None resumes from the start).
+                        done = progress.cursor is None
                         break
             finally:
                 close = getattr(pages, "close", None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from dotenv import dotenv_values
 
@@ -109,8 +109,9 @@ class Settings:
         """A libpq connection string (URL form) for psycopg2 and psql."""
         if self.database_url:
             return self.database_url
-        auth = self.db_user + (f":{self.db_password}" if self.db_password else "")
-        return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{self.db_name}"
+        # Percent-encoded: a password with '@', '/', ':' or '#' must not change where we connect.
+        auth = quote(self.db_user, safe="") + (f":{quote(self.db_password, safe='')}" if self.db_password else "")
+        return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
 
     def public_database_url(self) -> str:
         """The database URL with any password masked, for printing."""
@@ -144,6 +145,19 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if not 0 <= value <= 65535:
         raise ConfigError(name, env.get(name), "a TCP port between 0 and 65535")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, raw, "a number of seconds") from None
+    if not 0 < value < 86_400:
+        raise ConfigError(name, raw, "a number of seconds above 0 and below a day")
     return value
 
 
@@ -206,7 +220,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         streaming_task_queue=env.get("ETL_STREAMING_TASK_QUEUE") or "etl-streaming",
         worker_concurrency=_int(env, "WORKER_CONCURRENCY", 4, minimum=1),
         memory_limit_mib=_int(env, "MEMORY_LIMIT_MIB", 400, minimum=1),
-        memory_hold_max_s=float(_int(env, "MEMORY_HOLD_MAX_S", 60, minimum=0)),
+        memory_hold_max_s=_seconds(env, "MEMORY_HOLD_MAX_S", 60.0),
         health_port=_port(env, "HEALTH_PORT", 0),
         health_host=env.get("HEALTH_HOST") or "127.0.0.1",
         lp_app_id=env.get("LP_APP_ID") or "temporal-etl-fleet",
@@ -214,7 +228,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         lp_api_version=env.get("LP_API_VERSION") or "devel",
         lp_credentials_file=env.get("LP_CREDENTIALS_FILE") or None,
         lp_cache_dir=env.get("LP_CACHE_DIR") or None,
-        lp_timeout=float(_int(env, "LP_TIMEOUT", 60, minimum=1)),
+        lp_timeout=_seconds(env, "LP_TIMEOUT", 60.0),
         github_token=env.get("GITHUB_TOKEN") or None,
         github_api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
         from_date=_date(env, "FROM_DATE"),

@@ -87,7 +87,8 @@ class StreamingActivities:
                         chunk.held_note = (f"{self.identity} paused {held:.1f}s: RSS above "
                                            f"MEMORY_LIMIT_MIB={self.guard.limit_mib}")
                     done_this_call += 1
-                    if inp.max_pages and done_this_call >= inp.max_pages:
+                    # A page whose cursor is None was the last one (None resumes from the start).
+                    if inp.max_pages and done_this_call >= inp.max_pages and chunk.cursor is not None:
                         finished = False
                         break
             finally:

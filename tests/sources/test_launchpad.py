@@ -232,13 +232,10 @@ def test_refused_credentials_fail_at_once(lp, tmp_path):
     assert caught.value.status == 401
 
 
-def test_calls_time_out(lp_faulty, tmp_path, monkeypatch):
-    from sources.launchpad import client
-
-    monkeypatch.setattr(client, "TIMEOUT", 0.3)
+def test_calls_time_out(lp_faulty, tmp_path):
     lp_faulty.faults = Faults(slow_rate=1.0, slow_seconds=1.0)
     with pytest.raises(SourceUnavailable, match="did not answer") as caught:
-        pages("launchpad-bugs", "alice", lp_settings(lp_faulty, tmp_path))
+        pages("launchpad-bugs", "alice", lp_settings(lp_faulty, tmp_path, LP_TIMEOUT="0.3"))
     assert isinstance(caught.value.__cause__, TimeoutError)
 
 
