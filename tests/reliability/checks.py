@@ -1,0 +1,128 @@
+"""What every reliability case checks after its flows finish, and the figures it reports.
+
+`reconcile` compares the events table with the exact set of event ids the flows should have
+loaded (sets, not counts), counts duplicates, and checks each summary's books:
+extracted = loaded + rejected + duplicates skipped. It returns the figures RELIABILITY.md
+shows, so a case records them before asserting: a failing case still reports what it saw.
+`replay` runs every run of a flow's history through the current workflow code;
+`retried_activities` counts the activity attempts after the first, over every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any, Iterable
+
+from psycopg2 import sql
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.worker import Replayer
+
+from etl.db import Database
+from etl.history import histories
+
+
+def table_ids(db: Database) -> list[str]:
+    """Every event_id in the events table, duplicates included (the table forbids them; we check)."""
+    query = sql.SQL("SELECT event_id FROM {}").format(db.tables.events)
+    return db.run(lambda cur: (cur.execute(query), [r[0] for r in cur.fetchall()])[1])
+
+
+def reject_reasons(db: Database) -> list[str]:
+    query = sql.SQL("SELECT reason FROM {}").format(db.tables.rejects)
+    return db.run(lambda cur: (cur.execute(query), [r[0] for r in cur.fetchall()])[1])
+
+
+def _as_dict(summary: Any) -> dict:
+    return summary if isinstance(summary, dict) else dataclasses.asdict(summary)
+
+
+def reconcile(db: Database, expected: set[str], summaries: Iterable[Any],
+              expected_rejects: int | None = None) -> dict:
+    """The figures of one case: lost, doubled and unexpected events, and whether the books balance."""
+    ids = table_ids(db)
+    present = set(ids)
+    sums = [_as_dict(s) for s in summaries]
+    total = {k: sum(s[k] for s in sums) for k in ("extracted", "loaded", "rejected", "duplicates_skipped")}
+    balanced = all(s["extracted"] == s["loaded"] + s["rejected"] + s["duplicates_skipped"] for s in sums)
+    rejects_in_table = db.count_rejects()
+    figures = {
+        "expected_events": len(expected),
+        "rows": len(ids),
+        "lost": len(expected - present),
+        "doubled": len(ids) - len(present),
+        "unexpected": len(present - expected),
+        # Every row was counted as loaded exactly once, or (streaming, after a crash between a
+        # page's commit and its heartbeat) counted as a duplicate skipped on the retry.
+        "reconciled": (balanced and total["loaded"] <= len(ids) <= total["loaded"] + total["duplicates_skipped"]
+                       and (expected_rejects is None or rejects_in_table == expected_rejects)),
+        "rejects_in_table": rejects_in_table,
+        "expected_rejects": expected_rejects,
+        "runs": sum(s.get("runs", 1) for s in sums),
+        **total,
+    }
+    return figures
+
+
+def assert_exact(figures: dict, context: str = "") -> None:
+    """The assertions every case ends with, each saying what it saw."""
+    where = f" ({context})" if context else ""
+    assert figures["lost"] == 0, f"{figures['lost']} expected events are missing from the table{where}"
+    assert figures["doubled"] == 0, f"{figures['doubled']} events are in the table more than once{where}"
+    assert figures["unexpected"] == 0, f"{figures['unexpected']} events in the table were never expected{where}"
+    assert figures["reconciled"], (
+        f"the books do not balance{where}: extracted {figures['extracted']}, loaded {figures['loaded']}, "
+        f"rejected {figures['rejected']}, duplicates skipped {figures['duplicates_skipped']}; "
+        f"rejects table {figures['rejects_in_table']} (expected {figures['expected_rejects']})")
+
+
+def all_workflows() -> list:
+    """Every workflow type a worker registers, so any recorded history finds its code."""
+    from tests.test_replay import all_workflows as every
+
+    return every()
+
+
+async def replay(client: Client, workflow_id: str) -> int:
+    """Replay every run of `workflow_id` against today's workflow code; returns how many runs."""
+    runs = await histories(client, workflow_id)
+    replayer = Replayer(workflows=all_workflows(), data_converter=client.data_converter)
+    for history in runs:
+        await replayer.replay_workflow(history)
+    return len(runs)
+
+
+async def progress_of(client: Client, workflow_id: str) -> dict | None:
+    """The latest run's progress, or None while no worker can answer."""
+    try:
+        return await client.get_workflow_handle(workflow_id).query("progress")
+    except Exception:  # noqa: BLE001 - no live worker yet, or a run is being replaced
+        return None
+
+
+async def wait_for_extracted(client: Client, workflow_id: str, at_least: int, result: asyncio.Future | None,
+                             why: str, timeout: float = 240) -> dict:
+    """The progress once the flow has extracted `at_least` records (and is not done): the moment to
+    inject `why`. Fails if the flow finishes first, or `timeout` passes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        progress = await progress_of(client, workflow_id)
+        if progress and progress["extracted"] >= at_least and not progress["done"]:
+            return progress
+        if (result is not None and result.done()) or (progress and progress["done"]):
+            raise AssertionError(f"the flow finished before {why} (extracted {at_least:,}); {result!r}")
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the flow did not reach {at_least:,} extracted records within {timeout}s ({why})")
+
+
+async def retried_activities(client: Client, workflow_id: str) -> int:
+    """Activities that needed more than one attempt, over every run of the flow."""
+    retried = 0
+    for history in await histories(client, workflow_id):
+        for event in history.events:
+            if (event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                    and event.activity_task_started_event_attributes.attempt > 1):
+                retried += 1
+    return retried

@@ -1,0 +1,78 @@
+"""Worker crashes: the only worker of a flow is SIGKILLed three times at random points and a new
+worker process takes over each time; the flow completes with every event exactly once.
+
+Once it has finished, the same flow is launched again, as an operator who saw the failures
+might: it must load nothing. The kill points are drawn from the printed chaos seed (progress
+thresholds plus a random delay), so `RELIABILITY_SEED=<seed>` replays a failed run's choices.
+The single-kill case, and the check that a streaming chunk resumes from its heartbeat, live
+in tests/test_crash.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from etl.launch import plan_flow, start_flow
+from sources.synthetic.flows.events import expected_event_ids
+from sources.synthetic.query import SyntheticQuery
+from tests.reliability.checks import assert_exact, reconcile, replay, retried_activities, wait_for_extracted
+from tests.workers import WorkerProcess
+
+COUNT = 100_000
+KILLS = 3
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["batch", "streaming"])
+async def test_three_sigkills_at_random_points(client, settings, db, task_queue, tmp_path, streaming, case,
+                                               chaos_seed):
+    rng = random.Random(chaos_seed)
+    # One kill in each part of the run, then a random delay: a random moment, not a round number.
+    thresholds = [int(COUNT * rng.uniform(lo, hi)) for lo, hi in ((0.05, 0.3), (0.3, 0.55), (0.55, 0.8))]
+    delays = [round(rng.uniform(0.0, 1.0), 2) for _ in range(KILLS)]
+    args = {"count": COUNT, "seed": 60 + streaming, "bad_rate": 0.01, "page_size": 500}
+    # A small history budget makes the flow continue as new during the run, so kills also meet
+    # runs that have just been replaced.
+    fields = ({"chunk_count": 4, "chunks_in_flight": 2, "pages_per_call": 25, "history_budget": 40} if streaming
+              else {"batch_size": 5_000, "history_budget": 100})
+    kind = "streaming_worker" if streaming else "etl_worker"
+    plan = plan_flow(settings, "synthetic-events", args, streaming=streaming, task_queue=task_queue,
+                     workflow_id=f"chaos-kill-{task_queue}", heartbeat_timeout_s=3, **fields)
+    record = case(f"crash-{'streaming' if streaming else 'batch'}", "Worker SIGKILLed 3 times", plan.workflow_name,
+                  f"SIGKILL of the flow's only worker process at {KILLS} random points (seed {chaos_seed}); "
+                  "a new worker process started after each kill; then the same flow launched again",
+                  records=COUNT, page_size=args["page_size"], bad_rate=args["bad_rate"], **fields)
+    context = f"chaos seed {chaos_seed}, kills after {thresholds} extracted + {delays} s"
+
+    workers = [WorkerProcess(settings, task_queue, kind, log_path=tmp_path / "worker0.log")]
+    kills = []
+    try:
+        handle, _ = await start_flow(client, plan)
+        result = asyncio.ensure_future(handle.result())
+        for n, (threshold, delay) in enumerate(zip(thresholds, delays), 1):
+            progress = await wait_for_extracted(client, plan.workflow_id, threshold, result, f"kill {n}")
+            await asyncio.sleep(delay)
+            workers[-1].kill()
+            kills.append({"after_extracted": progress["extracted"], "delay_s": delay, "stage": progress["stage"]})
+            workers.append(WorkerProcess(settings, task_queue, kind, log_path=tmp_path / f"worker{n}.log"))
+        summary = await asyncio.wait_for(result, timeout=300)
+        # Then, as an operator who saw the failures might, launch the same flow again: it must load nothing.
+        again_handle, _ = await start_flow(client, plan)
+        again = await asyncio.wait_for(again_handle.result(), timeout=300)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    expected = expected_event_ids(SyntheticQuery(**args))
+    figures = reconcile(db, expected, [summary, again], expected_rejects=COUNT - len(expected))
+    retried = await retried_activities(client, plan.workflow_id)
+    replayed = await replay(client, plan.workflow_id)
+    record.record(figures, kills=kills, workers=len(workers), retried_activities=retried, replayed_runs=replayed,
+                  relaunch_loaded=again.loaded, seed=chaos_seed)
+
+    assert len(kills) == KILLS, context
+    assert_exact(figures, context)
+    assert again.loaded == 0 and again.duplicates_skipped == len(expected), f"the relaunch loaded again ({context})"
+    assert retried >= 1, f"no activity was retried: the kills hit no work in flight ({context})"
