@@ -18,7 +18,11 @@ def data_converter(settings: Settings):
 
         from etl.codec import EncryptionCodec
 
-        return dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(settings.encryption_key))
+        from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
+
+        # Failure messages and stack traces are encrypted too: they can quote a record or a path.
+        return dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(settings.encryption_key),
+                                   failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
     return DataConverter.default
 
 

@@ -40,6 +40,20 @@ T = TypeVar("T")
 CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 #: Errors that a fresh attempt on a healthy connection can get past.
 TRANSIENT_ERRORS = (psycopg2.errors.SerializationFailure, psycopg2.errors.DeadlockDetected)
+#: SQLSTATEs of an OperationalError that mean the connection or the server went away
+#: (class 08, and the server shutting down); others (a full disk, a cancelled statement)
+#: fail the same way on any connection.
+_LOST_STATES = ("57P01", "57P02", "57P03")
+
+
+def connection_lost(exc: BaseException, conn=None) -> bool:
+    """True when `exc` means the connection is gone, so a new one (and a retry) can help."""
+    if not isinstance(exc, CONNECTION_ERRORS):
+        return False
+    if conn is not None and conn.closed:
+        return True
+    code = getattr(exc, "pgcode", None)
+    return code is None or code.startswith("08") or code in _LOST_STATES
 
 _COLUMN_LIST = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 
@@ -62,7 +76,8 @@ def reject_key(strategy: str, record: Any) -> str:
     import hashlib
 
     try:
-        text = json.dumps(record, sort_keys=True, ensure_ascii=True, default=repr)
+        # Not repr(): for many objects it holds a memory address, which differs on every attempt.
+        text = json.dumps(record, sort_keys=True, ensure_ascii=True, default=lambda o: f"<{type(o).__name__}>")
     except (TypeError, ValueError):
         text = repr(record)
     return f"{strategy}:{hashlib.sha256(text.encode('utf-8', 'backslashreplace')).hexdigest()[:40]}"
@@ -157,14 +172,13 @@ class Database:
             try:
                 yield conn
                 conn.commit()
-            except CONNECTION_ERRORS:
-                lost = True
-                raise
-            except BaseException:
-                try:
-                    conn.rollback()
-                except CONNECTION_ERRORS:
-                    lost = True
+            except BaseException as exc:
+                lost = connection_lost(exc, conn)
+                if not lost:
+                    try:
+                        conn.rollback()
+                    except CONNECTION_ERRORS:
+                        lost = True
                 raise
             finally:
                 if lost or conn.closed:
@@ -192,7 +206,7 @@ class Database:
                 with self.connection() as conn, conn.cursor() as cur:
                     return work(cur)
             except CONNECTION_ERRORS + TRANSIENT_ERRORS as exc:
-                if attempt == self.max_attempts:
+                if attempt == self.max_attempts or not (isinstance(exc, TRANSIENT_ERRORS) or connection_lost(exc)):
                     raise
                 log.warning("%s failed (%s: %s); attempt %d of %d in %.1fs",
                             what, type(exc).__name__, str(exc).strip(), attempt + 1, self.max_attempts, delay)

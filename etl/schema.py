@@ -89,7 +89,8 @@ class Tables:
                     event_id="event_id TEXT NOT NULL") + ")"
             ).format(staged=self.staged),
             f("CREATE INDEX IF NOT EXISTS {idx} ON {staged} (batch_key)").format(
-                idx=sql.Identifier(self.name + "_staged_batch_key"), staged=self.staged
+                # Short suffix: with a 48-character EVENTS_TABLE the name stays under PostgreSQL's 63.
+                idx=sql.Identifier(self.name + "_staged_bk"), staged=self.staged
             ),
             f(
                 """CREATE TABLE IF NOT EXISTS {loads} (
