@@ -11,11 +11,13 @@ which the activity retry policy retries.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from email.utils import parsedate_to_datetime
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
 from pathlib import Path
+from time import sleep
 from typing import Any, Callable, Iterator
 
 from httplib2 import HttpLib2Error
@@ -32,6 +34,10 @@ from sources.launchpad.query import LaunchpadQuery
 TIMEOUT = 60.0
 #: Statuses retrying can fix: they propagate for the activity retry policy.
 TRANSIENT = {408, 409, 425, 429}
+#: Attempts of one request before a transient failure goes to the activity's retry policy.
+RETRIES = 4
+
+log = logging.getLogger(__name__)
 
 
 def service_root(query: LaunchpadQuery, settings: Settings) -> str:
@@ -200,26 +206,41 @@ class Session:
         """`url` without the API base: cursors stay short."""
         return url[len(self.base):] if url.startswith(self.base) else url
 
+    def _call(self, call: Callable[[], Any], what: str) -> Any:
+        """`call()` with Launchpad's refusals translated, and a few quick retries of what is
+        transient (waiting what Retry-After asks, at most 10 s): one flaky request should not
+        cost the activity attempt, and the pages it already read, a trip through Temporal's retry."""
+        delay = 0.5
+        for attempt in range(1, RETRIES + 1):
+            self.requests += 1
+            try:
+                with refusals(what):
+                    return call()
+            except SourceUnavailable as exc:
+                if attempt == RETRIES:
+                    raise
+                wait = min(exc.retry_after_s if exc.retry_after_s is not None else delay, 10.0)
+                log.info("%s; retrying in %.1fs (attempt %d of %d)", exc, wait, attempt + 1, RETRIES)
+                sleep(wait)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _view(page: Any) -> PageView:
+        return PageView(list(page.entries), int(page.start), getattr(page, "next_collection_link", None))
+
     def open(self, operation: Callable[[], Any], what: str) -> PageView:
         """The first page of a named operation's result."""
-        self.requests += 1
-        with refusals(what):
-            page = operation()
-            return PageView(list(page.entries), int(page.start), getattr(page, "next_collection_link", None))
+        return self._call(lambda: self._view(operation()), what)
 
     def page(self, url: str, what: str) -> PageView:
         """The collection page at `url` (absolute, or relative to the API base)."""
-        self.requests += 1
-        with refusals(what):
-            page = self.lp.load(url if "://" in url else self.base + url)
-            return PageView(list(page.entries), int(page.start), getattr(page, "next_collection_link", None))
+        return self._call(lambda: self._view(self.lp.load(url if "://" in url else self.base + url)), what)
 
     def load(self, url: str, what: str):
         """The entry at `url`, or None when it is gone or hidden since the search listed it."""
-        self.requests += 1
         try:
-            with refusals(what):
-                return self.lp.load(url)
+            return self._call(lambda: self.lp.load(url), what)
         except SourceError as exc:
             if exc.status in (403, 404, 410):
                 return None

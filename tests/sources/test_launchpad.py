@@ -193,7 +193,10 @@ def test_injected_failures_change_nothing(lp_faulty, tmp_path, flow):
         failures += failed
         assert got(records) == expected(lp_faulty.world, flow, member)
     stats = lp_faulty.stats
-    assert failures > 0 and stats["fault_429"] > 0 and stats["fault_500"] + stats["fault_502"] + stats["fault_503"] > 0
+    # The client retries most transient failures itself; those that outlast its retries reach
+    # `extract_with_retries` (the activity retry's stand-in). Either way the events are unchanged,
+    # though faults of every kind were served.
+    assert stats["fault_429"] > 0 and stats["fault_500"] + stats["fault_502"] + stats["fault_503"] > 0
 
 
 def test_a_missing_member_fails_at_once_naming_it(lp, tmp_path):
