@@ -50,13 +50,10 @@ A fifth of all requests to the fixture services fail, drawn from a seed: HTTP 50
 429 with `Retry-After: 1`; a stall past the client's timeout (shortened to 0.5 s for the test);
 the connection closed before any answer; the connection closed halfway through the body.
 The GitHub client retries 5xx and network failures itself, waits out rate limits, and leaves
-longer trouble to Temporal's retry; the Launchpad client (launchpadlib) retries 502 and 503 and
-leaves the rest to Temporal's retry, resuming from the last heartbeated cursor. The events
-loaded are compared with the fixtures' own ground truth, not with a clean run.
-
-The Launchpad *batch* case is skipped by default: at this fault rate it does not finish within
-400 s, because every failed request costs the whole batch extract (see the skip reason in
-`tests/reliability/test_source_faults.py`; `RELIABILITY_LAUNCHPAD_BATCH=1` runs it)."""),
+longer trouble to Temporal's retry; the Launchpad client retries each transient failure a few
+times itself (honouring Retry-After) and leaves longer trouble to Temporal's retry, which
+resumes from the last heartbeated cursor (ETLFlow's extract keeps the pages it staged before
+it). The events loaded are compared with the fixtures' own ground truth, not with a clean run."""),
     ("bad-input", "Bad input", """\
 One record in a hundred is malformed, cycling through every kind below, from a test-only source
 registered for the test. Each either lands in the rejects table with a reason that says what

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 from datetime import datetime, timezone
 
 import pytest
@@ -85,19 +84,7 @@ async def test_github_flows_survive_20pct_faults(client, stack, table_name, task
 
 
 LP_MEMBERS = ("alice",)
-LAUNCHPAD_BATCH_SLOW = (
-    "at 20% faults the Launchpad batch flow does not finish within 400 s (measured): the Launchpad client "
-    "leaves every failed request to Temporal's retry, a retried extract starts again from its batch's first "
-    "page (heartbeats reach the server at most every 0.8 x the heartbeat timeout), ~15 requests must succeed "
-    "in a row (0.87^15 = 12%), and the backoff doubles per attempt up to 60 s. Retrying transient failures "
-    "inside sources/launchpad/client.py, as sources/github/client.py does, fixes it; run this case with "
-    "RELIABILITY_LAUNCHPAD_BATCH=1 meanwhile")
-
-
-@pytest.mark.parametrize("streaming", [
-    pytest.param(False, marks=pytest.mark.skipif(not os.environ.get("RELIABILITY_LAUNCHPAD_BATCH"),
-                                                 reason=LAUNCHPAD_BATCH_SLOW)),
-    True], ids=["batch", "streaming"])
+@pytest.mark.parametrize("streaming", [False, True], ids=["batch", "streaming"])
 async def test_launchpad_flows_survive_20pct_faults(client, stack, table_name, task_queue, db, tmp_path, streaming,
                                                     case, chaos_seed):
     from sources.launchpad.fixture import FixtureService
