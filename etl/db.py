@@ -296,18 +296,30 @@ class Database:
 
     # -- reads and health ----------------------------------------------------
 
+    def scalar(self, query, params: tuple = ()) -> Any:
+        """The first column of the first row of `query`."""
+
+        def fetch(cur) -> Any:
+            cur.execute(query, params)
+            return cur.fetchone()[0]
+
+        return self.run(fetch, what="query")
+
     def count_events(self) -> int:
-        return self.run(lambda cur: (cur.execute(
-            sql.SQL("SELECT count(*) FROM {t}").format(t=self.tables.events)), cur.fetchone()[0])[1])
+        return self.scalar(sql.SQL("SELECT count(*) FROM {t}").format(t=self.tables.events))
 
     def count_rejects(self) -> int:
-        return self.run(lambda cur: (cur.execute(
-            sql.SQL("SELECT count(*) FROM {t}").format(t=self.tables.rejects)), cur.fetchone()[0])[1])
+        return self.scalar(sql.SQL("SELECT count(*) FROM {t}").format(t=self.tables.rejects))
 
     def health_check(self) -> bool:
         """True when the database answers a query."""
+
+        def ping(cur) -> bool:
+            cur.execute("SELECT 1")
+            return cur.fetchone()[0] == 1
+
         try:
-            return self._run(lambda cur: (cur.execute("SELECT 1"), cur.fetchone()[0] == 1)[1], "health check")
+            return self._run(ping, "health check")
         except psycopg2.Error:
             return False
 

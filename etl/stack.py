@@ -220,6 +220,7 @@ class TemporalDevServer:
     log_file: Path | None = None
     pid_file: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    _pid: int | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
@@ -234,8 +235,6 @@ class TemporalDevServer:
             return int(self.pid_file.read_text()) if self.pid_file else self._pid
         except (OSError, ValueError):
             return None
-
-    _pid: int | None = None
 
     def running(self) -> bool:
         return _pid_alive(self.pid(), "start-dev") and port_answers(self.port)
