@@ -1,4 +1,4 @@
-"""The worker's own counters, shown on `/metrics` in Prometheus text format (see `etl.health`).
+"""The worker's own counters, shown on `/metrics` in Prometheus text format (see `etl.runtime.health`).
 
 Counters are process-wide and thread-safe: sync activities run on a thread pool and bump
 them from there. Activities count their own work with one line each, e.g.
@@ -7,7 +7,7 @@ them from there. Activities count their own work with one line each, e.g.
     metrics.batch_loaded(counts.inserted, counts.staged - counts.inserted)
 
 Started, completed and failed activities are counted without touching activity code, by
-`ActivityMetricsInterceptor`, which `etl.worker.build_worker` gives every worker.
+`ActivityMetricsInterceptor`, which `etl.runtime.worker.build_worker` gives every worker.
 """
 
 from __future__ import annotations

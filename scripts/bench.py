@@ -33,13 +33,13 @@ import psycopg2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from etl.activities import record_rejects  # noqa: E402
-from etl.db import Database, _COLUMN_LIST  # noqa: E402
-from etl.extract import ExtractStrategy  # noqa: E402
-from etl.models import transform  # noqa: E402
-from etl.query import QueryFactory  # noqa: E402
-from etl.settings import Settings, settings_from_env  # noqa: E402
-from etl.stack import private_stack  # noqa: E402
+from etl.activities.batch import record_rejects  # noqa: E402
+from etl.store.db import Database, _COLUMN_LIST  # noqa: E402
+from etl.core.extract import ExtractStrategy  # noqa: E402
+from etl.core.models import transform  # noqa: E402
+from etl.core.query import QueryFactory  # noqa: E402
+from etl.core.settings import Settings, settings_from_env  # noqa: E402
+from etl.devstack.servers import private_stack  # noqa: E402
 
 
 def synthetic_events(n: int, seed: int):
@@ -126,8 +126,8 @@ class WorkerFleet:
 
 async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, workers: int, concurrency: int,
                      page_size: int, batch_size: int) -> dict:
-    from etl.client import connect
-    from etl.launch import plan_flow, start_flow
+    from etl.runtime.client import connect
+    from etl.launch.plan import plan_flow, start_flow
 
     table = f"bench_{'stream' if streaming else 'batch'}_{uuid.uuid4().hex[:8]}"
     flow_settings = settings.replace(events_table=table)
@@ -150,7 +150,7 @@ async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, wor
             await asyncio.wait([result], timeout=0.2)
         seconds = time.perf_counter() - start
         summary = result.result()
-        from etl.history import figures
+        from etl.runtime.history import figures
 
         hist = await figures(client, plan.workflow_id)
         largest, longest = hist.max_payload_bytes, hist.max_history_events
@@ -229,6 +229,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from etl.exit import exit_process
+    from etl.runtime.exit import exit_process
 
     exit_process(main())  # not sys.exit: see etl/exit.py (the SDK's threads can crash finalisation)

@@ -142,8 +142,8 @@ def _handler(server: CodecServer) -> type[BaseHTTPRequestHandler]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from etl.errors import EtlError
-    from etl.settings import load_settings
+    from etl.core.errors import EtlError
+    from etl.core.settings import load_settings
 
     try:
         settings = load_settings()
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from etl.codec import EncryptionCodec
+    from etl.runtime.codec import EncryptionCodec
 
     codec = EncryptionCodec(settings.encryption_key)
     try:

@@ -22,10 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from etl.db import Database  # noqa: E402
-from etl.devstack import DevStack  # noqa: E402
-from etl.errors import EtlError  # noqa: E402
-from etl.settings import Settings, load_settings  # noqa: E402
+from etl.store.db import Database  # noqa: E402
+from etl.devstack.local import DevStack  # noqa: E402
+from etl.core.errors import EtlError  # noqa: E402
+from etl.core.settings import Settings, load_settings  # noqa: E402
 
 
 def start_workers(settings: Settings, env: dict[str, str]) -> list[subprocess.Popen]:
@@ -72,7 +72,7 @@ def start_fixtures(settings: Settings) -> tuple[dict[str, str], dict[str, str], 
     """Start the offline fixture services the sources ship (those with a `fixture/demo.py`).
 
     Returns their base URLs, the settings the demo's workers need to reach them, and the processes."""
-    from etl.stack import free_port, port_answers
+    from etl.devstack.servers import free_port, port_answers
 
     urls, procs = {}, []
     for source in ("launchpad", "github"):
@@ -96,8 +96,8 @@ def start_fixtures(settings: Settings) -> tuple[dict[str, str], dict[str, str], 
 
 
 async def run_all(settings: Settings, flows: list[tuple[str, dict, tuple[str, ...]]]) -> list[tuple[str, str, object]]:
-    from etl.client import connect
-    from etl.launch import plan_flow, start_flow
+    from etl.runtime.client import connect
+    from etl.launch.plan import plan_flow, start_flow
 
     client = await connect(settings)
     results = []
@@ -169,6 +169,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from etl.exit import exit_process
+    from etl.runtime.exit import exit_process
 
     exit_process(main())  # not sys.exit: see etl/exit.py (the SDK's threads can crash finalisation)

@@ -14,9 +14,9 @@ import argparse
 import json
 import sys
 
-from etl.devstack import DevStack
-from etl.errors import EtlError
-from etl.settings import load_settings
+from etl.devstack.local import DevStack
+from etl.core.errors import EtlError
+from etl.core.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:

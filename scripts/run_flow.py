@@ -20,7 +20,7 @@ import dataclasses
 import json
 import sys
 
-from etl.errors import EtlError
+from etl.core.errors import EtlError
 
 
 def parse_args(pairs: list[str]) -> dict[str, str]:
@@ -36,8 +36,8 @@ def parse_args(pairs: list[str]) -> dict[str, str]:
 def list_strategies() -> None:
     import dataclasses as dc
 
-    from etl.extract import ExtractStrategy
-    from etl.query import QueryFactory
+    from etl.core.extract import ExtractStrategy
+    from etl.core.query import QueryFactory
 
     for strategy in ExtractStrategy.all():
         qcls = QueryFactory.get(strategy.query_type)
@@ -52,9 +52,9 @@ def list_strategies() -> None:
 async def launch(opts: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from etl.client import connect
-    from etl.launch import plan_flow, start_flow, ui_link
-    from etl.settings import load_settings
+    from etl.runtime.client import connect
+    from etl.launch.plan import plan_flow, start_flow, ui_link
+    from etl.core.settings import load_settings
 
     settings = load_settings()
     fields = {}
@@ -139,6 +139,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from etl.exit import exit_process
+    from etl.runtime.exit import exit_process
 
     exit_process(main())  # not sys.exit: see etl/exit.py (the SDK's threads can crash finalisation)

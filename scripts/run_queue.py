@@ -33,7 +33,7 @@ import json
 import sys
 import time
 
-from etl.errors import EtlError
+from etl.core.errors import EtlError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def team_specs(opts: argparse.Namespace, settings) -> list:
-    from etl.errors import ConfigError
-    from etl.extract import ExtractStrategy
-    from etl.teams import team_flow_specs, team_members
+    from etl.core.errors import ConfigError
+    from etl.core.extract import ExtractStrategy
+    from sources.launchpad.teams import team_flow_specs, team_members
 
     date_from = opts.date_from or (settings.from_date.isoformat() if settings.from_date else None)
     date_to = opts.date_to or (settings.to_date.isoformat() if settings.to_date else None)
@@ -80,9 +80,9 @@ def team_specs(opts: argparse.Namespace, settings) -> list:
 async def launch(opts: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from etl import queue
-    from etl.client import connect
-    from etl.settings import load_settings
+    from etl.launch.plan import flow_file as queue
+    from etl.runtime.client import connect
+    from etl.core.settings import load_settings
 
     settings = load_settings()
     if opts.launchpad_team:
@@ -110,9 +110,9 @@ async def launch_durable(client, settings, plans: list, opts: argparse.Namespace
     from temporalio.client import WorkflowFailureError
     from tqdm import tqdm
 
-    from etl.failures import root_message
-    from etl.fanout_launch import plan_fanout, submit_fanout, watch_fanout
-    from etl.launch import ui_link
+    from etl.workflows.failures import root_message
+    from etl.launch.fanout import plan_fanout, submit_fanout, watch_fanout
+    from etl.launch.plan import ui_link
 
     task_queue = opts.task_queue or settings.task_queue
     plan = plan_fanout(client, plans, concurrency=opts.concurrency, task_queue=task_queue, source=source)
@@ -143,7 +143,7 @@ async def launch_durable(client, settings, plans: list, opts: argparse.Namespace
 
 
 def report(outcomes: list, as_json: bool, note: str | None = None, elapsed_s: float | None = None) -> int:
-    from etl import queue_report
+    from etl.launch.plan import report as queue_report
 
     failed = any(o.status != "completed" for o in outcomes)
     if as_json:
@@ -181,6 +181,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from etl.exit import exit_process
+    from etl.runtime.exit import exit_process
 
     exit_process(main())

@@ -26,7 +26,7 @@ import asyncio
 import json
 import sys
 
-from etl.errors import EtlError
+from etl.core.errors import EtlError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +69,7 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            from etl.errors import ConfigError
+            from etl.core.errors import ConfigError
 
             raise ConfigError("--arg", pair, "key=value, e.g. --arg member=alice")
         args[key.strip()] = value
@@ -78,8 +78,8 @@ def parse_pairs(pairs: list[str]) -> dict[str, str]:
 
 def draft(settings, opts):
     """The schedule `create` asks for, validated before anything talks to Temporal."""
-    from etl.queue import FlowSpec, load_flow_file
-    from etl.schedules import draft_schedule
+    from etl.launch.flow_file import FlowSpec, load_flow_file
+    from etl.launch.schedules import draft_schedule
 
     specs = load_flow_file(opts.flows) if opts.flows else [FlowSpec(opts.strategy, parse_pairs(opts.arg))]
     return draft_schedule(settings, opts.id, specs, cron=opts.cron, interval=opts.interval, since=opts.since,
@@ -127,9 +127,9 @@ def show(data, as_json: bool) -> None:
 async def run(opts) -> int:
     from temporalio.service import RPCError, RPCStatusCode
 
-    from etl.client import connect
-    from etl.schedule_view import describe_schedule, list_schedules
-    from etl.settings import load_settings
+    from etl.runtime.client import connect
+    from etl.launch.schedule_view import describe_schedule, list_schedules
+    from etl.core.settings import load_settings
 
     settings = load_settings()
     plan = draft(settings, opts) if opts.command == "create" else None
@@ -172,6 +172,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from etl.exit import exit_process
+    from etl.runtime.exit import exit_process
 
     exit_process(main())

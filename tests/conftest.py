@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from etl.db import Database
-from etl.settings import Settings, settings_from_env
-from etl.stack import EmbeddedPostgres, TemporalDevServer, private_stack
+from etl.store.db import Database
+from etl.core.settings import Settings, settings_from_env
+from etl.devstack.servers import EmbeddedPostgres, TemporalDevServer, private_stack
 
 
 @dataclass
@@ -81,7 +81,7 @@ def task_queue() -> str:
 
 @pytest_asyncio.fixture(loop_scope="session", scope="session")
 async def client(stack: Stack):
-    from etl.client import connect
+    from etl.runtime.client import connect
 
     return await connect(stack.settings)
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from temporalio.client import Client
 
-from etl.launch import plan_flow, start_flow
-from etl.settings import Settings
-from etl.worker import build_worker
+from etl.launch.plan import plan_flow, start_flow
+from etl.core.settings import Settings
+from etl.runtime.worker import build_worker
 
 
 class FlowRunner:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.stack import free_port
+from etl.devstack.servers import free_port
 from tests.flows import FlowRunner
 from tests.workers import settings_env
 

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from etl import search_attributes as sa
+from etl.workflows import search_attributes as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = Path(__file__).with_name("compose-spec.json")

@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 import pytest
 
-from etl.models import Reject, to_event, transform
+from etl.core.models import Reject, to_event, transform
 
 
 def raw(**overrides):

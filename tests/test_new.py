@@ -102,7 +102,7 @@ def test_new_source_has_the_shape_of_every_source_and_says_what_to_fill_in(gener
 
 
 def test_new_source_imports_and_yields_its_sample(generation):
-    code = ("from etl.extract import ExtractStrategy; from etl.query import QueryFactory\n"
+    code = ("from etl.core.extract import ExtractStrategy; from etl.core.query import QueryFactory\n"
             "for name in ('acme-widgets', 'acme-gadgets'):\n"
             "    s = ExtractStrategy.create(name)\n"
             "    q = QueryFactory.create(s.query_type, {})\n"
@@ -158,25 +158,25 @@ def test_a_deleted_decorator_is_restored_and_the_old_file_kept(project):
 
 
 def test_a_wrong_import_and_an_unregistered_query_are_repaired(project):
-    (project / WIDGETS).write_text((project / WIDGETS).read_text().replace("from etl.extract import",
+    (project / WIDGETS).write_text((project / WIDGETS).read_text().replace("from etl.core.extract import",
                                                                              "from etl.extracts import"))
     (project / QUERY).write_text((project / QUERY).read_text().replace('@query_type("acme")\n', ""))
 
     result = new(project, "acme")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "`from etl.extracts import ...`: there is no module etl.extracts (did you mean etl.extract?)" \
+    assert "`from etl.extracts import ...`: there is no module etl.extracts (did you mean etl.core.extract?)" \
         in result.stdout
     assert 'AcmeQuery is not decorated with @query_type("acme")' in result.stdout
     assert sorted(b.rsplit(".bak.", 1)[0] for b in backups(project)) == sorted([QUERY, WIDGETS])
     assert '@query_type("acme")' in (project / QUERY).read_text()
-    assert "from etl.extract import Page, extract_method" in (project / WIDGETS).read_text()
+    assert "from etl.core.extract import Page, extract_method" in (project / WIDGETS).read_text()
 
 
 def test_an_implemented_flow_is_never_modified_only_reported(project):
     implemented = (
         '"""`acme-gadgets`: gadgets from the Acme API."""\n\n'
-        "from etl.extract import Page, extract_method\n\n\n"
+        "from etl.core.extract import Page, extract_method\n\n\n"
         "def extract_gadgets(query, cursor, settings):\n"
         "    for page in range(3):\n"
         "        yield Page([{'event_id': f'g-{page}', 'employee_id': 'ann', "
@@ -269,10 +269,10 @@ def test_only_a_name_another_source_registered_is_a_clash(project):
     for name in ("__init__.py", "flows/__init__.py"):
         (project / "sources/legacy" / name).write_text("")
     (project / "sources/legacy/query.py").write_text(
-        "from dataclasses import dataclass\nfrom etl.query import Query, query_type\n\n\n"
+        "from dataclasses import dataclass\nfrom etl.core.query import Query, query_type\n\n\n"
         "@query_type('crm')\n@dataclass(frozen=True)\nclass CrmQuery(Query):\n    account: str = 'x'\n")
     (project / "sources/legacy/flows/sync.py").write_text(
-        "from etl.extract import Page, extract_method\n\n\n@extract_method('billing-invoices', query_type='crm')\n"
+        "from etl.core.extract import Page, extract_method\n\n\n@extract_method('billing-invoices', query_type='crm')\n"
         "def extract_invoices(query, cursor, settings):\n    yield Page([])\n")
     before = snapshot(project)
 

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from etl.history import histories
+from etl.runtime.history import histories
 from etl.workflows.batch import ETLFlow
 from etl.workflows.streaming import StreamingETLFlow
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from etl.errors import ConfigError
-from etl.settings import settings_from_env
+from etl.core.errors import ConfigError
+from etl.core.settings import settings_from_env
 
 
 def test_defaults_point_at_the_embedded_stack():

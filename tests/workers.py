@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from etl.settings import Settings
+from etl.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

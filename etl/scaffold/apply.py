@@ -39,8 +39,8 @@ def write(action: Action, now: datetime) -> Path | None:
 _VERIFY = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from etl.extract import ExtractStrategy
-from etl.query import QueryFactory
+from etl.core.extract import ExtractStrategy
+from etl.core.query import QueryFactory
 if sys.argv[2]:
     QueryFactory.get(sys.argv[2])
 for name in sys.argv[3:]:

@@ -109,7 +109,7 @@ def _query(layout: Layout) -> tuple[str, Finding | None]:
     if module.error:
         return layout.query_class, Finding(path, [f"does not parse ({module.error})"],
                                            by_hand="not changed: fix the syntax error by hand")
-    reg = Registration("query_type", "etl.query", layout.source, ast.ClassDef, layout.query_class)
+    reg = Registration("query_type", "etl.core.query", layout.source, ast.ClassDef, layout.query_class)
     problems, name = _problems(module, layout, reg)
     node = next((n for n in pyast.definitions(module, ast.ClassDef) if n.name == name), None)
     if node is not None and not problems:
@@ -134,7 +134,7 @@ def _flow(layout: Layout, flow: str, query_class: str) -> tuple[str, Finding | N
     if module.error:
         return default, Finding(path, [f"does not parse ({module.error})"],
                                 by_hand="not changed: fix the syntax error by hand"), False, marked
-    reg = Registration("extract_method", "etl.extract", layout.strategy(flow), ast.FunctionDef, default)
+    reg = Registration("extract_method", "etl.core.extract", layout.strategy(flow), ast.FunctionDef, default)
     problems, name = _problems(module, layout, reg)
     # The query class may have been renamed since this flow was generated.
     renderings = [fresh, render.flow(layout, flow)]

@@ -14,7 +14,7 @@ DEFAULT_FLOW = "events"
 """The flow a new source gets when none is named."""
 
 # Discovery never imports these, so a source or flow so named would never register.
-from etl.discovery import SKIPPED  # noqa: E402
+from etl.core.discovery import SKIPPED  # noqa: E402
 
 _VALID = re.compile(r"[a-z][a-z0-9_]*")
 _EXAMPLES = {"source": "'acme' or 'acme_crm'", "flow": "'issues' or 'pull_requests'"}

@@ -31,8 +31,8 @@ class Owners:
 def find(root: Path) -> Owners:
     owners = Owners()
     try:
-        from etl.extract import ExtractStrategy
-        from etl.query import QueryFactory
+        from etl.core.extract import ExtractStrategy
+        from etl.core.query import QueryFactory
 
         for name in QueryFactory.names():
             owners.query_types[name] = QueryFactory.get(name).__module__

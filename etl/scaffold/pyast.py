@@ -83,7 +83,7 @@ def absolute(module: Module, node: ast.ImportFrom) -> str:
 
 
 def imported(module: Module) -> dict[str, str]:
-    """Each name the module's imports bind, mapped to what it is: `extract_method` -> `etl.extract.extract_method`."""
+    """Each name the module's imports bind, mapped to what it is: `extract_method` -> `etl.core.extract.extract_method`."""
     names: dict[str, str] = {}
     for node in _top_level(module.tree.body if module.tree else []):
         if isinstance(node, ast.Import):
@@ -119,7 +119,7 @@ class Decoration:
     callee: str
     """The decorator's own name, e.g. `extract_method`."""
     qualified: str | None
-    """What it refers to through the imports, e.g. `etl.extract.extract_method`; None if not imported."""
+    """What it refers to through the imports, e.g. `etl.core.extract.extract_method`; None if not imported."""
     arg: str | None
     """Its first argument, when that is a string."""
 

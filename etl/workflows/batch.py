@@ -1,7 +1,7 @@
 """`ETLFlow`: the batch flow. Extract, transform and load are separate activities per batch,
 each visible in the UI and retried on its own.
 
-Batches are claim checks in PostgreSQL (see `etl.staging`), so the history holds only
+Batches are claim checks in PostgreSQL (see `etl.store.staging`), so the history holds only
 batch keys, cursors and counts. Extraction is sequential (each batch starts at the
 previous one's cursor), but while batch N is transformed and loaded, batch N+1 is
 already being extracted: up to `batches_in_flight` batches overlap. The flow continues
@@ -17,8 +17,8 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from etl.activities import ETLActivities
-    from etl.inputs import (BatchRef, ETLFlowInput, ExtractBatchInput, FlowProgress, FlowState,
+    from etl.activities.batch import ETLActivities
+    from etl.workflows.flow_io import (BatchRef, ETLFlowInput, ExtractBatchInput, FlowProgress, FlowState,
                             FlowSummary)
     from etl.workflows.common import ACTIVITY_RETRY, expected_records, should_continue_as_new, summary_of
 

@@ -8,8 +8,8 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from etl.activities import NON_RETRYABLE_TYPES
-from etl.inputs import FlowState, FlowSummary
+from etl.activities.batch import NON_RETRYABLE_TYPES
+from etl.workflows.flow_io import FlowState, FlowSummary
 
 #: Transient failures (network, HTTP 5xx/429, a restarting database) are retried with
 #: exponential backoff capped at a minute; errors retrying cannot fix are listed by type.

@@ -20,11 +20,11 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from etl import search_attributes as sa
-    from etl.failures import root_message
-    from etl.fleet_inputs import (ChildFlow, ChildOutcome, FanOutInput, FanOutProgress, FanOutSummary,
+    from etl.workflows import search_attributes as sa
+    from etl.workflows.failures import root_message
+    from etl.workflows.fleet_io import (ChildFlow, ChildOutcome, FanOutInput, FanOutProgress, FanOutSummary,
                                    child_workflow_id)
-    from etl.inputs import FlowSummary
+    from etl.workflows.flow_io import FlowSummary
     from etl.workflows.common import should_continue_as_new
 
 from etl.workflows.batch import ETLFlow

@@ -22,9 +22,9 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from etl import search_attributes as sa
-    from etl.fleet_inputs import ChildFlow, FanOutInput, ScheduledFlowInput, ScheduledRun
-    from etl.windows import parse_time, windowed_args
+    from etl.workflows import search_attributes as sa
+    from etl.workflows.fleet_io import ChildFlow, FanOutInput, ScheduledFlowInput, ScheduledRun
+    from etl.workflows.windows import parse_time, windowed_args
 
 from etl.workflows.fanout import FanOutFlow
 

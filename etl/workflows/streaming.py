@@ -17,9 +17,9 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from etl.inputs import (ChunkInput, ChunkState, ETLFlowInput, FlowProgress, FlowState, FlowSummary,
+    from etl.workflows.flow_io import (ChunkInput, ChunkState, ETLFlowInput, FlowProgress, FlowState, FlowSummary,
                             SplitInput)
-    from etl.streaming_activities import StreamingActivities
+    from etl.activities.streaming import StreamingActivities
     from etl.workflows.common import ACTIVITY_RETRY, expected_records, should_continue_as_new, summary_of
 
 @workflow.defn

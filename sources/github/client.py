@@ -21,8 +21,8 @@ from typing import Any, Callable, Iterator
 
 import httpx
 
-from etl.errors import EtlError, SourceError
-from etl.settings import Settings
+from etl.core.errors import EtlError, SourceError
+from etl.core.settings import Settings
 
 PER_PAGE = 100
 """GitHub's largest page."""
@@ -42,7 +42,7 @@ SECONDARY_WAIT = 60.0
 class GitHubUnavailable(EtlError):
     """GitHub is down, slow or rate-limiting us for longer than we wait: retrying later helps.
 
-    (Belongs in `etl.errors` as a general retryable source error; see the source README.)"""
+    (Belongs in `etl.core.errors` as a general retryable source error; see the source README.)"""
 
     retryable = True
 

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from etl.errors import QueryError
-from etl.query import Query, query_type
+from etl.core.errors import QueryError
+from etl.core.query import Query, query_type
 
 # GitHub's own rules: an owner is letters, digits and single inner hyphens (at most 39);
 # a repository name is letters, digits, '.', '-' and '_'. Checking them here also keeps

@@ -26,8 +26,8 @@ from launchpadlib.credentials import Credentials
 from launchpadlib.launchpad import Launchpad
 from lazr.restfulclient.errors import CredentialsFileError, HTTPError
 
-from etl.errors import ConfigError, QueryError, SourceError, SourceUnavailable
-from etl.settings import Settings
+from etl.core.errors import ConfigError, QueryError, SourceError, SourceUnavailable
+from etl.core.settings import Settings
 from sources.launchpad.query import LaunchpadQuery
 
 #: Seconds for any one HTTP exchange with Launchpad (httplib2's socket timeout).
@@ -248,7 +248,7 @@ class Session:
 
     def record(self, *, event_id: str, parent: Any, event_type: str, relation_type: str, actor: str,
                moment: datetime, event_properties: dict, relation_properties: dict, metrics: dict) -> dict:
-        """A raw event record (etl.models) of `actor`'s act at `moment`."""
+        """A raw event record (etl.core.models) of `actor`'s act at `moment`."""
         return {"source_kind_id": "launchpad", "parent_item_id": str(parent), "event_id": event_id,
                 "event_type": event_type, "relation_type": relation_type, "employee_id": actor,
                 "event_time_utc": moment.isoformat(), "timezone": self.zone(actor),

@@ -8,8 +8,8 @@ from datetime import date
 
 from launchpadlib import uris
 
-from etl.errors import QueryError
-from etl.query import Query, query_type
+from etl.core.errors import QueryError
+from etl.core.query import Query, query_type
 
 # Launchpad's own rule for person and team names.
 NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")

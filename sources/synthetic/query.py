@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from etl.errors import QueryError
-from etl.query import Query, query_type
+from etl.core.errors import QueryError
+from etl.core.query import Query, query_type
 
 
 @query_type("synthetic")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from etl.settings import PROJECT_ROOT, Settings
+from etl.core.settings import PROJECT_ROOT, Settings
 
 
 @dataclass
@@ -93,8 +93,8 @@ def load_script(name: str):
 def broken_strategy():
     """`synthetic-broken`: a strategy that passes planning (its query is the synthetic one) and fails
     at run time with a non-retryable SourceError, registered for this test only."""
-    from etl import extract
-    from etl.errors import SourceError
+    from etl.core import extract
+    from etl.core.errors import SourceError
 
     def extract_broken(query, cursor, settings):
         raise SourceError("synthetic-broken refuses every request (on purpose, for the fleet tests)", status=403)

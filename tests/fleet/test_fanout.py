@@ -7,10 +7,10 @@ import asyncio
 import signal
 import sys
 
-from etl.fanout_launch import FanOutPlan, child_of, submit_fanout
-from etl.fleet_inputs import FanOutInput, FanOutSummary
-from etl.launch import plan_flow
-from etl.settings import PROJECT_ROOT
+from etl.launch.fanout import FanOutPlan, child_of, submit_fanout
+from etl.workflows.fleet_io import FanOutInput, FanOutSummary
+from etl.launch.plan import plan_flow
+from etl.core.settings import PROJECT_ROOT
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
 from tests.fleet.conftest import run_script, script_env, synthetic_flows, write_flows
@@ -66,7 +66,7 @@ async def test_fanout_records_a_failed_child_continues_as_new_and_retries_only_t
     assert db.count_events() == summary.loaded > 0
 
     # The source is fixed; submitting the same fan-out again retries only the failed child.
-    from etl import extract
+    from etl.core import extract
     from sources.synthetic.flows.events import extract_events
 
     extract._STRATEGIES.pop(broken_strategy)

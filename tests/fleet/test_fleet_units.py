@@ -8,15 +8,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from etl.errors import ConfigError
-from etl.fleet_inputs import ChildOutcome
-from etl.inputs import FlowSummary
-from etl.queue import FlowFileError, load_flow_file, plan_all
-from etl.queue_report import launch_note, summary_table
-from etl.schedules import parse_interval, parse_overlap
-from etl.settings import Settings
-from etl.teams import _name, team_flow_specs
-from etl.windows import detect_window_args, windowed_args
+from etl.core.errors import ConfigError
+from etl.workflows.fleet_io import ChildOutcome
+from etl.workflows.flow_io import FlowSummary
+from etl.launch.flow_file import FlowFileError, load_flow_file, plan_all
+from etl.launch.report import launch_note, summary_table
+from etl.launch.schedules import parse_interval, parse_overlap
+from etl.core.settings import Settings
+from sources.launchpad.teams import _name, team_flow_specs
+from etl.workflows.windows import detect_window_args, windowed_args
 
 UTC = timezone.utc
 

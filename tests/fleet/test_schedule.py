@@ -14,8 +14,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from etl.query import Query
-from etl.schedule_view import describe_schedule
+from etl.core.query import Query
+from etl.launch.schedule_view import describe_schedule
 from tests.fleet.conftest import load_script, run_main_in_thread, run_script, script_env
 
 
@@ -28,8 +28,9 @@ class WindowQuery(Query):
 
 @pytest.fixture
 def window_source():
-    from etl import extract, query
-    from etl.extract import Page
+    from etl.core import extract
+    from etl.core import query
+    from etl.core.extract import Page
     from sources.synthetic.flows.events import record
 
     def extract_window(q: WindowQuery, cursor, settings):

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from etl.settings import PROJECT_ROOT
+from etl.core.settings import PROJECT_ROOT
 
 
 def results_path() -> Path:

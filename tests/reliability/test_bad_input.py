@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterator
 import pytest
 from psycopg2 import sql
 
-from etl import extract
-from etl.extract import Page
+from etl.core import extract
+from etl.core.extract import Page
 from sources.synthetic.flows import events as synthetic
 from sources.synthetic.query import SyntheticQuery
 from tests.reliability.checks import assert_exact, reconcile, reject_reasons, replay, retried_activities

@@ -14,13 +14,13 @@ import psycopg2.extensions
 import pytest
 from psycopg2 import sql
 
-from etl.db import Database, RejectRow
-from etl.errors import ConfigError
-from etl.models import Event
-from etl.schema import Tables
-from etl.settings import PROJECT_ROOT, Settings, settings_from_env
-from etl.stack import free_port
-from etl.staging import Staging
+from etl.store.db import Database, RejectRow
+from etl.core.errors import ConfigError
+from etl.core.models import Event
+from etl.store.schema import Tables
+from etl.core.settings import PROJECT_ROOT, Settings, settings_from_env
+from etl.devstack.servers import free_port
+from etl.store.staging import Staging
 from tests.workers import WorkerProcess
 
 BAD_IDENTIFIERS = [
@@ -124,7 +124,7 @@ def test_fixture_services_and_the_codec_server_bind_loopback_by_default():
     from sources.launchpad.fixture import FixtureService
     from tests.reliability.test_secrets import load_codec_server
 
-    from etl.codec import EncryptionCodec
+    from etl.runtime.codec import EncryptionCodec
 
     with GitHubFixture() as gh, FixtureService() as lp:
         assert gh._httpd.server_address[0] == "127.0.0.1" and gh.url.startswith("http://127.0.0.1:")  # noqa: SLF001

@@ -21,10 +21,10 @@ import pytest
 import pytest_asyncio
 from temporalio.service import RPCError
 
-from etl.db import Database
-from etl.launch import plan_flow, start_flow
-from etl.settings import Settings, settings_from_env
-from etl.stack import EmbeddedPostgres, TemporalDevServer, private_stack
+from etl.store.db import Database
+from etl.launch.plan import plan_flow, start_flow
+from etl.core.settings import Settings, settings_from_env
+from etl.devstack.servers import EmbeddedPostgres, TemporalDevServer, private_stack
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
 from tests.reliability.checks import assert_exact, reconcile, replay, wait_for_extracted
@@ -65,7 +65,7 @@ def settings(private: PrivateStack, table_name: str) -> Settings:
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def client(private: PrivateStack):
-    from etl.client import connect
+    from etl.runtime.client import connect
 
     return await connect(private.settings)
 

@@ -20,10 +20,10 @@ import pytest
 from temporalio.api.common.v1 import Payloads
 from temporalio.client import Client, WorkflowFailureError
 
-from etl.client import connect
-from etl.codec import ENCODING, EncryptionCodec
-from etl.history import _payloads, histories
-from etl.inputs import FlowSummary
+from etl.runtime.client import connect
+from etl.runtime.codec import ENCODING, EncryptionCodec
+from etl.runtime.history import _payloads, histories
+from etl.workflows.flow_io import FlowSummary
 from sources.github.fixture.server import GitHubFixture
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
@@ -35,7 +35,7 @@ from tests.reliability.test_source_faults import GH_REPOS, GH_SINCE, GH_UNTIL, g
 def load_codec_server():
     import importlib.util
 
-    from etl.settings import PROJECT_ROOT
+    from etl.core.settings import PROJECT_ROOT
 
     spec = importlib.util.spec_from_file_location("codec_server_script", PROJECT_ROOT / "scripts" / "codec_server.py")
     module = importlib.util.module_from_spec(spec)

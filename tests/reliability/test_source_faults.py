@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from etl.extract import Page
+from etl.core.extract import Page
 from sources.github.client import GitHubClient
 from sources.github.fixture.server import GitHubFixture
 from tests.flows import FlowRunner
@@ -117,9 +117,9 @@ async def test_launchpad_flows_survive_20pct_faults(client, stack, table_name, t
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["batch", "streaming"])
 async def test_a_last_page_without_cursor_ends_the_flow(flow_runner, db, streaming):
-    """GitHub's last page carries no cursor (None, as etl.extract allows). A batch or a chunk call
+    """GitHub's last page carries no cursor (None, as etl.core.extract allows). A batch or a chunk call
     that ends exactly on it must finish the flow, not resume from None, the very start."""
-    from etl import extract
+    from etl.core import extract
     from sources.synthetic.flows.events import record
 
     def extract_five_pages(query, cursor, settings):

@@ -15,10 +15,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from etl.errors import QueryError, SourceError
-from etl.extract import ExtractStrategy, Page
-from etl.query import QueryFactory
-from etl.settings import PROJECT_ROOT, settings_from_env
+from etl.core.errors import QueryError, SourceError
+from etl.core.extract import ExtractStrategy, Page
+from etl.core.query import QueryFactory
+from etl.core.settings import PROJECT_ROOT, settings_from_env
 from sources.github.client import GitHubUnavailable
 from sources.github.fixture.data import Act
 from sources.github.fixture.server import GitHubFixture
@@ -213,7 +213,7 @@ def test_query_dates_mean_midnight_utc():
 
 
 def test_discovery_registers_the_flows_but_not_the_fixture():
-    code = ("import sys; from etl.extract import ExtractStrategy; "
+    code = ("import sys; from etl.core.extract import ExtractStrategy; "
             "names = [s.name for s in ExtractStrategy.all()]; "
             "print('github-issues' in names, 'github-pull_requests' in names, "
             "any(m.startswith('sources.github.fixture.') for m in sys.modules))")

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from etl.errors import QueryError, SourceError, SourceUnavailable
-from etl.extract import ExtractStrategy
-from etl.models import transform
-from etl.query import QueryFactory
-from etl.settings import PROJECT_ROOT, settings_from_env
+from etl.core.errors import QueryError, SourceError, SourceUnavailable
+from etl.core.extract import ExtractStrategy
+from etl.core.models import transform
+from etl.core.query import QueryFactory
+from etl.core.settings import PROJECT_ROOT, settings_from_env
 from sources.launchpad.fixture import Faults, FixtureService, write_credentials
 from sources.launchpad.fixture.world import MEMBERS, WINDOW
 
@@ -260,7 +260,7 @@ def test_time_zone_sets_event_time_and_week(lp, tmp_path):
 
 
 def test_discovery_registers_the_flows_but_not_the_fixture():
-    code = ("import sys; from etl.extract import ExtractStrategy; names = {s.name for s in ExtractStrategy.all()}; "
+    code = ("import sys; from etl.core.extract import ExtractStrategy; names = {s.name for s in ExtractStrategy.all()}; "
             f"print(names >= set({FLOWS!r}), any('launchpad.fixture' in m for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]

@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Iterator
 from urllib.parse import urlencode
 
-from etl.extract import Page, extract_method
-from etl.settings import Settings
+from etl.core.extract import Page, extract_method
+from etl.core.settings import Settings
 from sources.github.client import PER_PAGE, GitHubClient
 from sources.github.flows import CHUNK, body_length, record
 from sources.github.query import GitHubQuery, github_time

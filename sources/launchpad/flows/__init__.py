@@ -20,7 +20,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
-from etl.extract import Page
+from etl.core.extract import Page
 from sources.launchpad.client import Session
 
 #: Yield a cursor at least this often (in requests), even when the pages held no events of the member.

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from etl.extract import Page, extract_method
-from etl.settings import Settings
+from etl.core.extract import Page, extract_method
+from etl.core.settings import Settings
 from sources.launchpad.client import Session, name_of, when
 from sources.launchpad.flows import Item, Listing, walk
 from sources.launchpad.query import LaunchpadQuery

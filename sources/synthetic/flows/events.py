@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-from etl.extract import Page, extract_method
-from etl.settings import Settings
+from etl.core.extract import Page, extract_method
+from etl.core.settings import Settings
 from sources.synthetic.query import SyntheticQuery
 
 ZONES = ("UTC", "Europe/Berlin", "America/Los_Angeles", "Asia/Tokyo", "Europe/London", None)

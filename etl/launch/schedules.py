@@ -24,15 +24,15 @@ from temporalio.client import (Schedule, ScheduleActionStartWorkflow, ScheduleIn
                                SchedulePolicy, ScheduleSpec, ScheduleState)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from etl import search_attributes as sa
-from etl.errors import ConfigError
-from etl.extract import ExtractStrategy
-from etl.fanout_launch import child_of
-from etl.fleet_inputs import ChildFlow, ScheduledFlowInput
-from etl.launch import plan_flow
-from etl.query import QueryFactory
-from etl.settings import Settings
-from etl.windows import detect_window_args, field_granularity, parse_time
+from etl.workflows import search_attributes as sa
+from etl.core.errors import ConfigError
+from etl.core.extract import ExtractStrategy
+from etl.launch.fanout import child_of
+from etl.workflows.fleet_io import ChildFlow, ScheduledFlowInput
+from etl.launch.plan import plan_flow
+from etl.core.query import QueryFactory
+from etl.core.settings import Settings
+from etl.workflows.windows import detect_window_args, field_granularity, parse_time
 
 OVERLAPS = {
     "skip": ScheduleOverlapPolicy.SKIP,

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Callable, ClassVar, TypeVar
 
-from etl import discovery
-from etl.errors import DuplicateNameError, QueryError, UnknownNameError
+from etl.core import discovery
+from etl.core.errors import DuplicateNameError, QueryError, UnknownNameError
 
 Q = TypeVar("Q", bound="Query")
 
@@ -136,7 +136,7 @@ def query_type(name: str) -> Callable[[type[Q]], type[Q]]:
 
     def register(cls: type[Q]) -> type[Q]:
         if not (isinstance(cls, type) and issubclass(cls, Query) and dataclasses.is_dataclass(cls)):
-            raise TypeError(f"@query_type({name!r}) needs a dataclass subclass of etl.query.Query, got {cls!r}")
+            raise TypeError(f"@query_type({name!r}) needs a dataclass subclass of etl.core.query.Query, got {cls!r}")
         existing = _QUERY_TYPES.get(name)
         if existing is not None and existing is not cls and _where(existing) != _where(cls):
             raise DuplicateNameError("query type", name, _where(existing), _where(cls))

@@ -6,7 +6,7 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
-from etl.fleet_inputs import ChildOutcome
+from etl.workflows.fleet_io import ChildOutcome
 
 
 def totals(outcomes: list[ChildOutcome], elapsed_s: float | None = None) -> dict[str, Any]:

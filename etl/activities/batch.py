@@ -3,7 +3,7 @@
 `ETLActivities` is built once per worker and handed its dependencies (settings and
 `Database`). Its methods are sync: sources and psycopg2 block, so the worker runs them
 on a thread pool. Errors retrying cannot fix leave here as non-retryable
-`ApplicationError`s whose `type` is the error class name (see `etl.errors`).
+`ApplicationError`s whose `type` is the error class name (see `etl.core.errors`).
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from etl import metrics
-from etl.db import Database, RejectRow, reject_key
-from etl.errors import EtlError, SourceUnavailable
-from etl.heartbeat import Heartbeater
-from etl.extract import ExtractStrategy
-from etl.inputs import (BatchRef, ExtractBatchInput, ExtractBatchResult, ExtractProgress, LoadResult,
+from etl.store.db import Database, RejectRow, reject_key
+from etl.core.errors import EtlError, SourceUnavailable
+from etl.activities.heartbeat import Heartbeater
+from etl.core.extract import ExtractStrategy
+from etl.workflows.flow_io import (BatchRef, ExtractBatchInput, ExtractBatchResult, ExtractProgress, LoadResult,
                         TransformResult)
-from etl.models import transform
-from etl.query import Query, QueryFactory
-from etl.settings import Settings
-from etl.staging import StagedBatchMissing, Staging
+from etl.core.models import transform
+from etl.core.query import Query, QueryFactory
+from etl.core.settings import Settings
+from etl.store.staging import StagedBatchMissing, Staging
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def resolve(query_type: str, strategy_name: str, args: dict[str, Any]) -> tuple[
     """The validated query and the strategy, checked to belong together."""
     strategy = ExtractStrategy.create(strategy_name)
     if strategy.query_type != query_type:
-        from etl.errors import QueryError
+        from etl.core.errors import QueryError
 
         raise QueryError(query_type, None, f"strategy {strategy_name!r} takes a {strategy.query_type!r} query, "
                                            f"not {query_type!r}")

@@ -16,15 +16,15 @@ import os
 
 from temporalio import activity
 
-from etl.activities import non_retryable_errors, record_rejects, resolve
-from etl.backpressure import MemoryGuard
+from etl.activities.batch import non_retryable_errors, record_rejects, resolve
+from etl.activities.backpressure import MemoryGuard
 from etl import metrics
-from etl.db import Database
-from etl.heartbeat import Heartbeater
-from etl.inputs import ChunkInput, ChunkState, SplitInput, SplitResult
-from etl.models import transform
-from etl.query import QueryFactory
-from etl.settings import Settings
+from etl.store.db import Database
+from etl.activities.heartbeat import Heartbeater
+from etl.workflows.flow_io import ChunkInput, ChunkState, SplitInput, SplitResult
+from etl.core.models import transform
+from etl.core.query import QueryFactory
+from etl.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

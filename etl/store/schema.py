@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from etl.settings import validate_identifier
+from etl.core.settings import validate_identifier
 
 
 #: The event columns (SPEC's data model) shared by the events table and its staging twin;

@@ -1,6 +1,6 @@
 """The dataclasses that cross the fleet workflows' boundaries: `FanOutFlow` and `ScheduledFlow`.
 
-Like `etl.inputs`, one dataclass in and one out per workflow, new fields with defaults so old
+Like `etl.workflows.flow_io`, one dataclass in and one out per workflow, new fields with defaults so old
 histories still decode, and no row data: flow arguments, ids and counts only.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from etl.inputs import ETLFlowInput, FlowSummary
+from etl.workflows.flow_io import ETLFlowInput, FlowSummary
 
 
 def child_workflow_id(parent_id: str, key: str) -> str:
@@ -22,14 +22,14 @@ class ChildFlow:
     """One flow of a fan-out: everything needed to start it, nothing secret."""
 
     key: str
-    """The flow's own deterministic id (see `etl.launch.flow_id`); the child's workflow id is
+    """The flow's own deterministic id (see `etl.launch.plan.flow_id`); the child's workflow id is
     `<parent id>--<key>`."""
     input: ETLFlowInput
     task_queue: str
     streaming: bool = False
     memo: dict[str, Any] = field(default_factory=dict)
     search_attributes: dict[str, str] = field(default_factory=dict)
-    """`EtlSource`, `EtlStrategy`, ... by name (see `etl.search_attributes`)."""
+    """`EtlSource`, `EtlStrategy`, ... by name (see `etl.workflows.search_attributes`)."""
     window_start_arg: str = ""
     """ScheduledFlow: the query argument that takes the window's start (empty: no window)."""
     window_end_arg: str = ""

@@ -171,7 +171,7 @@ def enable_sdk_metrics() -> str:
     connecting any client); returns the URL `/metrics` fetches them from."""
     from temporalio.runtime import Runtime
 
-    from etl.stack import free_port
+    from etl.devstack.servers import free_port
 
     port = free_port()
     Runtime.set_default(sdk_runtime(port), error_if_already_set=True)
@@ -180,7 +180,7 @@ def enable_sdk_metrics() -> str:
 
 def serve_for_worker(worker, client, settings, port: int, sdk_metrics_url: str | None = None) -> HealthServer:
     """Start `/healthz` and `/metrics` for `worker` on HEALTH_HOST:`port`; call from the worker's event loop."""
-    from etl.db import Database
+    from etl.store.db import Database
 
     probe = WorkerProbe(worker, client, Database.get(settings), asyncio.get_running_loop())
     return HealthServer(settings.health_host, port, probe.problems, sdk_metrics_url).start()

@@ -28,9 +28,9 @@ import psycopg2.extras
 import psycopg2.pool
 from psycopg2 import sql
 
-from etl.models import COLUMNS, Event
-from etl.schema import Tables
-from etl.settings import Settings
+from etl.core.models import COLUMNS, Event
+from etl.store.schema import Tables
+from etl.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Optional payload encryption: what the Temporal UI and CLI show of a flow is unreadable
 without the key.
 
-Set `ETL_ENCRYPTION_KEY` on every worker and launcher (`etl.client.data_converter` then adds
+Set `ETL_ENCRYPTION_KEY` on every worker and launcher (`etl.runtime.client.data_converter` then adds
 this codec), and run `scripts/codec_server.py` with the same key for the UI (RELIABILITY.md).
 Make a key with `python -c "import secrets; print(secrets.token_urlsafe(32))"`.
 

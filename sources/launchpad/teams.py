@@ -8,8 +8,8 @@ OAuth credentials file (needed for private teams). Runs in the launcher, never i
 
 from __future__ import annotations
 
-from etl.errors import SourceError
-from etl.settings import Settings
+from etl.core.errors import SourceError
+from etl.core.settings import Settings
 
 
 def _name(entry) -> str:
@@ -50,7 +50,7 @@ def team_members(service_root: str, team: str, settings: Settings) -> list[str]:
 def team_flow_specs(members: list[str], strategies: list[str], date_from: str, date_to: str,
                     service_root: str | None = None) -> list:
     """One flow per member x strategy over [date_from, date_to), in the `launchpad` query's terms."""
-    from etl.queue import FlowSpec
+    from etl.launch.flow_file import FlowSpec
 
     extra = {"service_root": service_root} if service_root else {}
     return [FlowSpec(strategy, {"member": member, "data_date_start": date_from, "data_date_end": date_to, **extra})

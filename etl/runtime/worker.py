@@ -19,11 +19,11 @@ from typing import Iterable
 from temporalio.client import Client
 from temporalio.worker import FixedSizeSlotSupplier, Worker, WorkerTuner
 
-from etl.activities import ETLActivities
-from etl.backpressure import MemoryAwareSlotSupplier, MemoryGuard
+from etl.activities.batch import ETLActivities
+from etl.activities.backpressure import MemoryAwareSlotSupplier, MemoryGuard
 from etl.metrics import ActivityMetricsInterceptor
-from etl.db import Database
-from etl.settings import Settings
+from etl.store.db import Database
+from etl.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str, concurr
         activities += [acts.extract_batch, acts.transform_batch, acts.load_batch, acts.finish_flow]
     limits: dict = {"max_concurrent_activities": concurrency}
     if "streaming" in kinds:
-        from etl.streaming_activities import StreamingActivities
+        from etl.activities.streaming import StreamingActivities
         from etl.workflows.streaming import StreamingETLFlow
 
         guard = MemoryGuard(settings.memory_limit_mib, settings.memory_hold_max_s)
@@ -119,9 +119,9 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     import os
     import socket
 
-    from etl.client import connect
-    from etl.errors import EtlError
-    from etl.settings import load_settings
+    from etl.runtime.client import connect
+    from etl.core.errors import EtlError
+    from etl.core.settings import load_settings
 
     try:
         settings = load_settings()
@@ -151,7 +151,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     identity = f"{kind}@{socket.gethostname()}:{os.getpid()}"
 
-    from etl import health
+    from etl.runtime import health
 
     # The SDK's metrics exporter must be configured before the first client connects.
     sdk_metrics_url = health.enable_sdk_metrics() if args.health_port else None

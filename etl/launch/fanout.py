@@ -2,7 +2,7 @@
 
 The fan-out's id is derived from the set of flows (`fanout-<hash>`), so submitting the same
 file again attaches to the running fan-out, or, once it completed, reuses its result instead
-of starting it again, just as `etl.queue` does for single flows. When that completed fan-out
+of starting it again, just as `etl.launch.flow_file` does for single flows. When that completed fan-out
 had failed children, a new run of it retries only those, carrying the others' outcomes over.
 """
 
@@ -17,10 +17,10 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from etl import search_attributes as sa
-from etl.fleet_inputs import ChildFlow, FanOutInput, FanOutSummary, child_workflow_id
-from etl.launch import FlowPlan
-from etl.queue import FlowFileError
+from etl.workflows import search_attributes as sa
+from etl.workflows.fleet_io import ChildFlow, FanOutInput, FanOutSummary, child_workflow_id
+from etl.launch.plan import FlowPlan
+from etl.launch.flow_file import FlowFileError
 
 #: Workflow inputs stay well under Temporal's 256 KiB payload guidance.
 MAX_INPUT_BYTES = 200 * 1024
@@ -105,7 +105,7 @@ async def watch_fanout(handle: WorkflowHandle, on_progress, poll_s: float = 1.0)
     """Wait for the fan-out's summary, calling `on_progress(FanOutProgress)` as it advances."""
     import asyncio
 
-    from etl.fleet_inputs import FanOutProgress
+    from etl.workflows.fleet_io import FanOutProgress
 
     result = asyncio.ensure_future(handle.result())
     while not result.done():

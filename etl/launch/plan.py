@@ -17,11 +17,11 @@ from temporalio.common import (SearchAttributePair, TypedSearchAttributes, Workf
                                WorkflowIDReusePolicy)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from etl import search_attributes as sa
-from etl.extract import ExtractStrategy
-from etl.inputs import ETLFlowInput, FlowSummary
-from etl.query import Query, QueryFactory
-from etl.settings import Settings
+from etl.workflows import search_attributes as sa
+from etl.core.extract import ExtractStrategy
+from etl.workflows.flow_io import ETLFlowInput, FlowSummary
+from etl.core.query import Query, QueryFactory
+from etl.core.settings import Settings
 
 
 @dataclass

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psutil
 
-from etl.settings import PROJECT_ROOT, Settings
-from etl.stack import EmbeddedPostgres, TemporalDevServer, _pid_alive, port_answers
+from etl.core.settings import PROJECT_ROOT, Settings
+from etl.devstack.servers import EmbeddedPostgres, TemporalDevServer, _pid_alive, port_answers
 
 
 @dataclass
@@ -56,7 +56,7 @@ class DevStack:
         self.postgres.stop()
 
     def status(self) -> dict:
-        from etl.db import Database
+        from etl.store.db import Database
 
         postgres_ok = False
         if port_answers(self.settings.db_port, self.settings.db_host):

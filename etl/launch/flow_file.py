@@ -25,12 +25,12 @@ import yaml
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from etl.errors import EtlError, FlowFileError  # noqa: F401 - FlowFileError is part of this module's API
-from etl.failures import root_message
-from etl.fleet_inputs import ChildOutcome
-from etl.inputs import FlowSummary
-from etl.launch import FlowPlan, plan_flow, start_flow
-from etl.settings import Settings
+from etl.core.errors import EtlError, FlowFileError  # noqa: F401 - FlowFileError is part of this module's API
+from etl.workflows.failures import root_message
+from etl.workflows.fleet_io import ChildOutcome
+from etl.workflows.flow_io import FlowSummary
+from etl.launch.plan import FlowPlan, plan_flow, start_flow
+from etl.core.settings import Settings
 
 _ITEM_KEYS = {"strategy", "args", "streaming"}
 

@@ -6,7 +6,7 @@ import asyncio
 
 from temporalio.client import Client
 
-from etl.settings import Settings
+from etl.core.settings import Settings
 
 
 def data_converter(settings: Settings):
@@ -16,7 +16,7 @@ def data_converter(settings: Settings):
     if settings.encryption_key:
         import dataclasses
 
-        from etl.codec import EncryptionCodec
+        from etl.runtime.codec import EncryptionCodec
 
         from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 

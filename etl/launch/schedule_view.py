@@ -8,8 +8,8 @@ from typing import Any
 from temporalio.client import Client, ScheduleIntervalSpec, ScheduleSpec, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from etl.failures import root_message
-from etl.fleet_inputs import ScheduledRun
+from etl.workflows.failures import root_message
+from etl.workflows.fleet_io import ScheduledRun
 
 
 def _when(spec: ScheduleSpec, memo: dict[str, Any]) -> str:

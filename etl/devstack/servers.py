@@ -24,8 +24,8 @@ from typing import Iterator
 
 import psutil
 
-from etl.errors import StackError
-from etl import search_attributes
+from etl.core.errors import StackError
+from etl.workflows import search_attributes
 
 PG_SYSTEM_USER = "embedded_postgres"
 

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from dotenv import dotenv_values
 
-from etl.errors import ConfigError
+from etl.core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,8 +24,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from etl import discovery
-from etl.errors import DuplicateNameError, UnknownNameError
+from etl.core import discovery
+from etl.core.errors import DuplicateNameError, UnknownNameError
 
 
 @dataclass
