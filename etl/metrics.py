@@ -1,85 +1,53 @@
-"""The worker's own counters, shown on `/metrics` in Prometheus text format (see `etl.runtime.health`).
+"""The fleet's own counters, on `/metrics` in Prometheus format (see `etl.runtime.health`).
 
-Counters are process-wide and thread-safe: sync activities run on a thread pool and bump
-them from there. Activities count their own work with one line each, e.g.
-
-    from etl import metrics
-    metrics.batch_loaded(counts.inserted, counts.staged - counts.inserted)
-
-Started, completed and failed activities are counted without touching activity code, by
-`ActivityMetricsInterceptor`, which `etl.runtime.worker.build_worker` gives every worker.
+A leaf module at the top of `etl`, because every layer counts its work: activities count
+records and attempts, the store counts staging sweeps, the runtime serves the page. Built on
+`prometheus_client` (thread-safe; sync activities bump counters from their thread pool) in a
+registry of our own, so the page holds exactly these series and the SDK's. Activities count
+with one line, e.g. `metrics.batch_loaded(counts.inserted, counts.staged - counts.inserted)`;
+attempts started, completed and failed are counted by `ActivityMetricsInterceptor`, which
+`etl.runtime.worker.build_worker` gives every worker.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from temporalio import client as temporal_client
-from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+prometheus_client.disable_created_metrics()  # `_created` series double the page for nothing we alert on
+
+REGISTRY = CollectorRegistry(auto_describe=True)
 
 
-class Counter:
-    """A monotonically rising count, optionally split by label values."""
-
-    def __init__(self, name: str, help: str, labels: tuple[str, ...] = ()):
-        self.name = name
-        self.help = help
-        self.labels = labels
-        self._values: dict[tuple[str, ...], float] = {}
-        self._lock = threading.Lock()
-
-    def inc(self, amount: float = 1, **labels: str) -> None:
-        if amount < 0:
-            raise ValueError(f"counter {self.name} cannot go down (inc by {amount})")
-        key = tuple(str(labels.get(name, "")) for name in self.labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0) + amount
-
-    def value(self, **labels: str) -> float:
-        key = tuple(str(labels.get(name, "")) for name in self.labels)
-        with self._lock:
-            return self._values.get(key, 0)
-
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
-        with self._lock:
-            items = sorted(self._values.items())
-        if not items and not self.labels:
-            items = [((), 0)]  # an unlabelled counter shows 0 before its first increment, so alerts see it
-        for key, value in items:
-            tags = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(self.labels, key))
-            lines.append(f"{self.name}{{{tags}}} {value:g}" if tags else f"{self.name} {value:g}")
-        return lines
+def _counter(name: str, help: str, labels: tuple[str, ...] = ()) -> Counter:
+    return Counter(name, help, labels, registry=REGISTRY)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+RECORDS_EXTRACTED = _counter("etl_records_extracted_total", "Raw records read from sources.")
+EVENTS_LOADED = _counter("etl_events_loaded_total", "Events inserted into the events table (new rows only).")
+EVENTS_DUPLICATE = _counter("etl_events_duplicate_total", "Events skipped because the table already held them.")
+EVENTS_REJECTED = _counter("etl_events_rejected_total", "Records that could not become events (written as rejects).")
+BATCHES_LOADED = _counter("etl_batches_loaded_total", "ETLFlow batches loaded into the events table.")
+CHUNK_PAGES = _counter("etl_chunk_pages_total", "StreamingETLFlow pages committed by chunk activities.")
+CHUNK_CALLS = _counter("etl_chunk_calls_total", "StreamingETLFlow chunk activity calls that returned.")
+ACTIVITIES_STARTED = _counter("etl_activities_started_total", "Activity attempts started on this worker.", ("activity",))
+ACTIVITIES_COMPLETED = _counter("etl_activities_completed_total", "Activity attempts that returned.", ("activity",))
+ACTIVITIES_FAILED = _counter("etl_activities_failed_total", "Activity attempts that raised (each retry counts).",
+                             ("activity",))
+STAGING_SWEPT = _counter("etl_staging_rows_swept_total", "Staging rows of ended or abandoned flows removed.")
+STAGING_BYTES = Gauge("etl_staging_bytes", "Bytes the staging tables hold, as last measured.", registry=REGISTRY)
 
 
-REGISTRY: list[Counter] = []
-
-
-def counter(name: str, help: str, labels: tuple[str, ...] = ()) -> Counter:
-    """Create and register a counter; names are unique."""
-    if any(c.name == name for c in REGISTRY):
-        raise ValueError(f"counter {name!r} is already registered")
-    made = Counter(name, help, labels)
-    REGISTRY.append(made)
-    return made
-
-
-RECORDS_EXTRACTED = counter("etl_records_extracted_total", "Raw records read from sources.")
-EVENTS_LOADED = counter("etl_events_loaded_total", "Events inserted into the events table (new rows only).")
-EVENTS_DUPLICATE = counter("etl_events_duplicate_total", "Events skipped because the table already held them.")
-EVENTS_REJECTED = counter("etl_events_rejected_total", "Records that could not become events (written as rejects).")
-BATCHES_LOADED = counter("etl_batches_loaded_total", "ETLFlow batches loaded into the events table.")
-CHUNK_PAGES = counter("etl_chunk_pages_total", "StreamingETLFlow pages committed by chunk activities.")
-CHUNK_CALLS = counter("etl_chunk_calls_total", "StreamingETLFlow chunk activity calls that returned.")
-ACTIVITIES_STARTED = counter("etl_activities_started_total", "Activity attempts started on this worker.", ("activity",))
-ACTIVITIES_COMPLETED = counter("etl_activities_completed_total", "Activity attempts that returned.", ("activity",))
-ACTIVITIES_FAILED = counter("etl_activities_failed_total", "Activity attempts that raised (each retry counts).",
-                            ("activity",))
+def value(counter: Counter, **labels: str) -> float:
+    """A counter's current value (tests and reports)."""
+    return REGISTRY.get_sample_value(counter._name + "_total", labels or None) or 0.0  # noqa: SLF001
 
 
 def batch_extracted(records: int, unstorable: int) -> None:
@@ -105,26 +73,25 @@ def page_committed(records: int, inserted: int, duplicates: int, rejected: int) 
 
 
 def render() -> str:
-    """Every counter in Prometheus text exposition format."""
-    return "\n".join(line for c in REGISTRY for line in c.render()) + "\n"
+    """Every series in Prometheus text exposition format."""
+    return prometheus_client.generate_latest(REGISTRY).decode()
 
 
 class _CountingInbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         name = getattr(input.fn, "__name__", "unknown")
-        ACTIVITIES_STARTED.inc(activity=name)
+        ACTIVITIES_STARTED.labels(activity=name).inc()
         try:
             result = await self.next.execute_activity(input)
         except Exception:
-            ACTIVITIES_FAILED.inc(activity=name)
+            ACTIVITIES_FAILED.labels(activity=name).inc()
             raise
-        ACTIVITIES_COMPLETED.inc(activity=name)
+        ACTIVITIES_COMPLETED.labels(activity=name).inc()
         return result
 
 
-class ActivityMetricsInterceptor(temporal_client.Interceptor, Interceptor):
-    """Counts activity attempts by activity name. A client interceptor that is also a worker
-    interceptor is applied to every worker built from that client."""
+class ActivityMetricsInterceptor(Interceptor):
+    """Counts activity attempts by activity name (a worker interceptor)."""
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _CountingInbound(next)

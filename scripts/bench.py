@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from etl.activities.batch import record_rejects  # noqa: E402
-from etl.store.db import Database, _COLUMN_LIST  # noqa: E402
 from etl.core.extract import ExtractStrategy  # noqa: E402
 from etl.core.models import transform  # noqa: E402
 from etl.core.query import QueryFactory  # noqa: E402
 from etl.core.settings import Settings, settings_from_env  # noqa: E402
 from etl.devstack.servers import private_stack  # noqa: E402
+from etl.store.db import _COLUMN_LIST, Database  # noqa: E402
 
 
 def synthetic_events(n: int, seed: int):
@@ -126,8 +126,8 @@ class WorkerFleet:
 
 async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, workers: int, concurrency: int,
                      page_size: int, batch_size: int) -> dict:
-    from etl.runtime.client import connect
     from etl.launch.plan import plan_flow, start_flow
+    from etl.runtime.client import connect
 
     table = f"bench_{'stream' if streaming else 'batch'}_{uuid.uuid4().hex[:8]}"
     flow_settings = settings.replace(events_table=table)

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import importlib.util
 import os
+import pkgutil
 import subprocess
 import sys
 import time
@@ -22,10 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from etl.store.db import Database  # noqa: E402
-from etl.devstack.local import DevStack  # noqa: E402
 from etl.core.errors import EtlError  # noqa: E402
 from etl.core.settings import Settings, load_settings  # noqa: E402
+from etl.devstack.local import DevStack  # noqa: E402
+from etl.store.db import Database  # noqa: E402
+from etl.workflows.failure_text import root_message  # noqa: E402
 
 
 def start_workers(settings: Settings, env: dict[str, str]) -> list[subprocess.Popen]:
@@ -72,10 +74,11 @@ def start_fixtures(settings: Settings) -> tuple[dict[str, str], dict[str, str], 
     """Start the offline fixture services the sources ship (those with a `fixture/demo.py`).
 
     Returns their base URLs, the settings the demo's workers need to reach them, and the processes."""
+    import sources
     from etl.devstack.servers import free_port, port_answers
 
-    urls, procs = {}, []
-    for source in ("launchpad", "github"):
+    urls, env, procs = {}, {}, []
+    for source in sorted(info.name for info in pkgutil.iter_modules(sources.__path__) if info.ispkg):
         try:
             if importlib.util.find_spec(f"sources.{source}.fixture.demo") is None:
                 continue
@@ -88,16 +91,15 @@ def start_fixtures(settings: Settings) -> tuple[dict[str, str], dict[str, str], 
         while not port_answers(port) and time.monotonic() < deadline:
             time.sleep(0.1)
         urls[source] = f"http://127.0.0.1:{port}/"
-    env = {}
-    if "github" in urls:
-        # GitHub's API address and token are worker settings, never query arguments.
-        env = {"GITHUB_API_URL": urls["github"].rstrip("/"), "GITHUB_TOKEN": "demo-token"}
+        # Addresses and tokens a fixture needs reach workers as settings, never as query arguments.
+        demo = importlib.import_module(f"sources.{source}.fixture.demo")
+        env.update(getattr(demo, "demo_settings", lambda url: {})(urls[source]))
     return urls, env, procs
 
 
 async def run_all(settings: Settings, flows: list[tuple[str, dict, tuple[str, ...]]]) -> list[tuple[str, str, object]]:
-    from etl.runtime.client import connect
     from etl.launch.plan import plan_flow, start_flow
+    from etl.runtime.client import connect
 
     client = await connect(settings)
     results = []
@@ -110,8 +112,7 @@ async def run_all(settings: Settings, flows: list[tuple[str, dict, tuple[str, ..
             try:
                 results.append((plan.workflow_name, plan.workflow_id, await handle.result()))
             except Exception as exc:  # noqa: BLE001 - show the failure and go on with the rest
-                cause = getattr(exc, "cause", None) or exc
-                results.append((plan.workflow_name, plan.workflow_id, f"FAILED: {cause}"))
+                results.append((plan.workflow_name, plan.workflow_id, f"FAILED: {root_message(exc)}"))
     return results
 
 

@@ -4,6 +4,7 @@
     python scripts/dev.py up [--workers N]   start (or reuse) both, wait until they answer
     python scripts/dev.py down               stop what `up` started; the data stays in .etl/
     python scripts/dev.py status [--json]    addresses and whether each answers
+    python scripts/dev.py env-example        write .env.example from every declared setting
 
 Ports come from the settings: TEMPORAL_HOST (7233), TEMPORAL_UI_PORT (8233), DB_PORT (55432).
 """
@@ -14,9 +15,9 @@ import argparse
 import json
 import sys
 
-from etl.devstack.local import DevStack
 from etl.core.errors import EtlError
 from etl.core.settings import load_settings
+from etl.devstack.local import DevStack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop the stack and its workers; keep the data")
     status = sub.add_parser("status", help="show the addresses and whether each server answers")
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_parser("env-example", help="write .env.example: the framework's and every source's settings")
     args = parser.parse_args(argv)
+    if args.command == "env-example":
+        from etl.core.settings import PROJECT_ROOT, env_example
+
+        (PROJECT_ROOT / ".env.example").write_text(env_example())
+        print(f"wrote {PROJECT_ROOT / '.env.example'}")
+        return 0
 
     try:
         stack = DevStack(load_settings())

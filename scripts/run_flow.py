@@ -23,16 +23,6 @@ import sys
 from etl.core.errors import EtlError
 
 
-def parse_args(pairs: list[str]) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--arg {pair!r} is not key=value, e.g. --arg member=alice")
-        args[key.strip()] = value
-    return args
-
-
 def list_strategies() -> None:
     import dataclasses as dc
 
@@ -52,9 +42,10 @@ def list_strategies() -> None:
 async def launch(opts: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from etl.runtime.client import connect
-    from etl.launch.plan import plan_flow, start_flow, ui_link
     from etl.core.settings import load_settings
+    from etl.launch.cli import parse_pairs
+    from etl.launch.plan import plan_flow, start_flow, ui_link
+    from etl.runtime.client import connect
 
     settings = load_settings()
     fields = {}
@@ -62,7 +53,7 @@ async def launch(opts: argparse.Namespace) -> int:
         fields["batch_size"] = opts.batch_size
     if opts.chunks_in_flight:
         fields["chunks_in_flight"] = opts.chunks_in_flight
-    plan = plan_flow(settings, opts.strategy, parse_args(opts.arg), streaming=opts.streaming,
+    plan = plan_flow(settings, opts.strategy, parse_pairs(opts.arg), streaming=opts.streaming,
                      task_queue=opts.task_queue, **fields)
     client = await connect(settings)
     handle, started = await start_flow(client, plan)
@@ -93,10 +84,9 @@ async def launch(opts: argparse.Namespace) -> int:
     try:
         summary = dataclasses.asdict(result_task.result())
     except Exception as exc:  # noqa: BLE001 - report the flow's failure as the user sees it in the UI
-        cause = getattr(exc, "cause", None)
-        while getattr(cause, "cause", None) is not None:
-            cause = cause.cause
-        message = str(cause or exc)
+        from etl.workflows.failure_text import root_message
+
+        message = root_message(exc)
         if opts.json:
             print(json.dumps({"workflow_id": plan.workflow_id, "error": message}))
         else:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Launch every flow in a file, or one flow per member of a Launchpad team and strategy.
+"""Launch every flow in a file, or one flow per member of a team and strategy.
 
     python scripts/run_queue.py FILE [--concurrency N] [--streaming] [--json]
-    python scripts/run_queue.py --launchpad-team TEAM --from 2024-01-01 --to 2024-02-01 [--strategies a,b]
+    python scripts/run_queue.py --team TEAM [--source launchpad] --from 2024-01-01 --to 2024-02-01 [--strategies a,b]
     python scripts/run_queue.py FILE --durable [--no-wait]
 
 FILE is JSON or YAML: a list of {strategy: NAME, args: {...}} (optionally `streaming: true`).
@@ -45,48 +45,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--durable", action="store_true", help="submit one FanOutFlow that runs every flow as a child")
     parser.add_argument("--no-wait", action="store_true", help="with --durable: submit and return at once")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the bar and table")
-    team = parser.add_argument_group("a Launchpad team instead of FILE")
-    team.add_argument("--launchpad-team", metavar="TEAM", help="one flow per member of TEAM and per strategy")
-    team.add_argument("--strategies", help="comma-separated strategies (default: every launchpad-* strategy)")
+    team = parser.add_argument_group("a team instead of FILE (sources whose people come in teams, e.g. launchpad)")
+    team.add_argument("--team", metavar="TEAM", help="one flow per member of TEAM and per strategy")
+    team.add_argument("--source", default="launchpad", help="the source the team belongs to (default launchpad)")
+    team.add_argument("--launchpad-team", dest="team", metavar="TEAM", help=argparse.SUPPRESS)  # the older spelling
+    team.add_argument("--strategies", help="comma-separated strategies (default: every strategy of --source)")
     team.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="window start, inclusive (default FROM_DATE)")
     team.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="window end, exclusive (default TO_DATE)")
-    team.add_argument("--service-root", help="production, staging or a URL (default LP_WEB_ROOT)")
+    team.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                      help="another query argument for every flow, e.g. service_root=staging (repeatable)")
     return parser
 
 
 def team_specs(opts: argparse.Namespace, settings) -> list:
     from etl.core.errors import ConfigError
     from etl.core.extract import ExtractStrategy
-    from sources.launchpad.teams import team_flow_specs, team_members
+    from etl.launch.teams import group_query_type, team_flow_specs
 
     date_from = opts.date_from or (settings.from_date.isoformat() if settings.from_date else None)
     date_to = opts.date_to or (settings.to_date.isoformat() if settings.to_date else None)
     if not date_from or not date_to:
         raise ConfigError("--from" if not date_from else "--to", None,
-                          "a date (YYYY-MM-DD) with --launchpad-team, or FROM_DATE and TO_DATE in the settings")
+                          "a date (YYYY-MM-DD) with --team, or FROM_DATE and TO_DATE in the settings")
     if opts.strategies:
         strategies = [s.strip() for s in opts.strategies.split(",") if s.strip()]
     else:
-        strategies = [s.name for s in ExtractStrategy.all() if s.query_type == "launchpad"]
+        strategies = [s.name for s in ExtractStrategy.all() if s.query_type == opts.source]
         if not strategies:
-            raise ConfigError("--strategies", None, "a list of strategies: no launchpad-* strategy is registered")
-    root = opts.service_root or settings.lp_web_root
-    members = team_members(root, opts.launchpad_team, settings)
+            raise ConfigError("--source", opts.source, "a source with registered strategies")
+    qcls = group_query_type(strategies)
+    from etl.launch.cli import parse_pairs
+
+    extra = parse_pairs(opts.arg)
+    members = qcls.expand_group(opts.team, settings, extra)
     if not members:
-        raise ConfigError("--launchpad-team", opts.launchpad_team, f"a team with members; it has none at {root}")
-    return team_flow_specs(members, strategies, date_from, date_to, opts.service_root)
+        raise ConfigError("--team", opts.team, "a team with members; it has none")
+    return team_flow_specs(qcls, members, strategies, date_from, date_to, extra)
 
 
 async def launch(opts: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from etl.launch.plan import flow_file as queue
-    from etl.runtime.client import connect
     from etl.core.settings import load_settings
+    from etl.launch import flow_file as queue
+    from etl.launch import runner
+    from etl.runtime.client import connect
 
     settings = load_settings()
-    if opts.launchpad_team:
-        specs, source = team_specs(opts, settings), f"team {opts.launchpad_team}"
+    if opts.team:
+        specs, source = team_specs(opts, settings), f"team {opts.team}"
     else:
         specs, source = queue.load_flow_file(opts.file), opts.file
     plans = queue.plan_all(settings, specs, streaming=opts.streaming, task_queue=opts.task_queue, source=source)
@@ -102,7 +109,7 @@ async def launch(opts: argparse.Namespace) -> int:
             bar.set_postfix(failed=failed, refresh=False)
             bar.update(1)
 
-        outcomes = await queue.run_flows(client, plans, opts.concurrency, on_done=done)
+        outcomes = await runner.run_flows(client, plans, opts.concurrency, on_done=done)
     return report(outcomes, opts.json, elapsed_s=time.monotonic() - began)
 
 
@@ -110,9 +117,9 @@ async def launch_durable(client, settings, plans: list, opts: argparse.Namespace
     from temporalio.client import WorkflowFailureError
     from tqdm import tqdm
 
-    from etl.workflows.failures import root_message
     from etl.launch.fanout import plan_fanout, submit_fanout, watch_fanout
     from etl.launch.plan import ui_link
+    from etl.workflows.failure_text import root_message
 
     task_queue = opts.task_queue or settings.task_queue
     plan = plan_fanout(client, plans, concurrency=opts.concurrency, task_queue=task_queue, source=source)
@@ -143,7 +150,7 @@ async def launch_durable(client, settings, plans: list, opts: argparse.Namespace
 
 
 def report(outcomes: list, as_json: bool, note: str | None = None, elapsed_s: float | None = None) -> int:
-    from etl.launch.plan import report as queue_report
+    from etl.launch import report as queue_report
 
     failed = any(o.status != "completed" for o in outcomes)
     if as_json:
@@ -162,8 +169,8 @@ def report(outcomes: list, as_json: bool, note: str | None = None, elapsed_s: fl
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     opts = parser.parse_args(argv)
-    if bool(opts.file) == bool(opts.launchpad_team):
-        parser.error("give a FILE of flows or --launchpad-team TEAM (one of them)")
+    if bool(opts.file) == bool(opts.team):
+        parser.error("give a FILE of flows or --team TEAM (one of them)")
     if opts.concurrency < 1:
         parser.error(f"--concurrency {opts.concurrency}: give 1 or more")
     if opts.no_wait and not opts.durable:

@@ -64,24 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_pairs(pairs: list[str]) -> dict[str, str]:
-    args = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            from etl.core.errors import ConfigError
-
-            raise ConfigError("--arg", pair, "key=value, e.g. --arg member=alice")
-        args[key.strip()] = value
-    return args
-
 
 def draft(settings, opts):
     """The schedule `create` asks for, validated before anything talks to Temporal."""
+    from etl.launch import cli
     from etl.launch.flow_file import FlowSpec, load_flow_file
     from etl.launch.schedules import draft_schedule
 
-    specs = load_flow_file(opts.flows) if opts.flows else [FlowSpec(opts.strategy, parse_pairs(opts.arg))]
+    specs = load_flow_file(opts.flows) if opts.flows else [FlowSpec(opts.strategy, cli.parse_pairs(opts.arg))]
     return draft_schedule(settings, opts.id, specs, cron=opts.cron, interval=opts.interval, since=opts.since,
                           window_args=opts.window_args, overlap=opts.overlap, streaming=opts.streaming,
                           concurrency=opts.concurrency, task_queue=opts.task_queue, paused=opts.paused,
@@ -127,9 +117,9 @@ def show(data, as_json: bool) -> None:
 async def run(opts) -> int:
     from temporalio.service import RPCError, RPCStatusCode
 
-    from etl.runtime.client import connect
-    from etl.launch.schedule_view import describe_schedule, list_schedules
     from etl.core.settings import load_settings
+    from etl.launch.schedule_view import describe_schedule, list_schedules
+    from etl.runtime.client import connect
 
     settings = load_settings()
     plan = draft(settings, opts) if opts.command == "create" else None

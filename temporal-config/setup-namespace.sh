@@ -1,7 +1,7 @@
 #!/bin/sh
 # Prepares the running server for the ETL fleet: creates the namespace and registers the
-# search attributes every flow carries (etl/search_attributes.py), without which starting a
-# flow fails with "no mapping defined for search attribute". Run by the one-shot
+# search attributes every flow carries (etl/workflows/search_attributes.py), without which
+# starting a flow fails with "no mapping defined for search attribute". Run by the one-shot
 # `temporal-setup` service in docker-compose.yml once the server is healthy; safe to run again.
 set -eu
 
@@ -18,7 +18,7 @@ done
 temporal operator namespace describe --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1 ||
   temporal operator namespace create --namespace "$TEMPORAL_NAMESPACE" --retention "$NAMESPACE_RETENTION"
 
-# name:type pairs; keep in step with etl/search_attributes.py (tests/test_compose.py checks).
+# name:type pairs; keep in step with etl/workflows/search_attributes.py (tests/test_compose.py checks).
 for attr in EtlSource:Keyword EtlStrategy:Keyword EtlMember:Keyword EtlFlowKind:Keyword EtlQuery:Text; do
   name=${attr%%:*}
   type=${attr##*:}

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from etl.store.db import Database
 from etl.core.settings import Settings, settings_from_env
 from etl.devstack.servers import EmbeddedPostgres, TemporalDevServer, private_stack
+from etl.store.db import Database
 
 
 @dataclass

@@ -11,8 +11,8 @@ from typing import Any
 
 from temporalio.client import Client
 
-from etl.launch.plan import plan_flow, start_flow
 from etl.core.settings import Settings
+from etl.launch.plan import plan_flow, start_flow
 from etl.runtime.worker import build_worker
 
 

@@ -14,15 +14,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from etl.runtime.client import connect
-from etl.store.db import Database
-from etl.runtime.history import histories
-from etl.launch.fanout import child_of
-from etl.workflows.fleet_io import FanOutInput, ScheduledFlowInput
-from etl.workflows.flow_io import ETLFlowInput
-from etl.launch.plan import plan_flow
 from etl.core.settings import settings_from_env
 from etl.devstack.servers import private_stack
+from etl.launch.fanout import child_of
+from etl.launch.plan import plan_flow
+from etl.runtime.client import connect
+from etl.runtime.history import histories
+from etl.store.db import Database
+from etl.workflows.fleet_io import FanOutInput, ScheduledFlowInput
+from etl.workflows.flow_io import ETLFlowInput
 from tests.flows import FlowRunner
 
 HERE = Path(__file__).resolve().parent / "histories"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
 

@@ -31,7 +31,7 @@ NOWHERE = {"TEMPORAL_HOST": f"127.0.0.1:{free_port()}"}
     (["synthetic-nope"], "unknown extract strategy 'synthetic-nope'; the known ones are: "),
     (["synthetic-events", "--arg", "count=many"], "synthetic.count: 'many' is not a whole number"),
     (["synthetic-events", "--arg", "colour=red"], "synthetic.colour: unknown argument; synthetic takes: count"),
-    (["synthetic-events", "--arg", "count"], "--arg 'count' is not key=value"),
+    (["synthetic-events", "--arg", "count"], "--arg='count' is not valid: expected key=value"),
     (["launchpad-bugs", "--arg", "data_date_start=2024-01-01", "--arg", "data_date_end=2024-02-01"],
      "launchpad.member: is required"),
     (["launchpad-bugs", "--arg", "member=alice", "--arg", "data_date_start=2024-13-01",

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from temporalio.api.enums.v1 import EventType
 
-from etl.workflows.flow_io import ChunkState
 from etl.launch.plan import plan_flow, start_flow
+from etl.workflows.flow_io import ChunkState
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
 from tests.workers import WorkerProcess

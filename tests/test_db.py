@@ -7,9 +7,9 @@ import threading
 import psycopg2
 import pytest
 
-from etl.store.db import Database, RejectRow
 from etl.core.errors import ConfigError
 from etl.core.models import transform
+from etl.store.db import Database, RejectRow
 from sources.synthetic.flows.events import record
 
 

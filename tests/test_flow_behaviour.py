@@ -10,9 +10,9 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
+from etl.launch.plan import plan_flow, start_flow
 from etl.runtime.history import figures
 from etl.workflows.flow_io import ETLFlowInput, FlowSummary
-from etl.launch.plan import plan_flow, start_flow
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
 from tests.flows import FlowRunner

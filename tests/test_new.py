@@ -159,13 +159,13 @@ def test_a_deleted_decorator_is_restored_and_the_old_file_kept(project):
 
 def test_a_wrong_import_and_an_unregistered_query_are_repaired(project):
     (project / WIDGETS).write_text((project / WIDGETS).read_text().replace("from etl.core.extract import",
-                                                                             "from etl.extracts import"))
+                                                                             "from etl.core.extracts import"))
     (project / QUERY).write_text((project / QUERY).read_text().replace('@query_type("acme")\n', ""))
 
     result = new(project, "acme")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "`from etl.extracts import ...`: there is no module etl.extracts (did you mean etl.core.extract?)" \
+    assert "`from etl.core.extracts import ...`: there is no module etl.core.extracts (did you mean etl.core.extract?)" \
         in result.stdout
     assert 'AcmeQuery is not decorated with @query_type("acme")' in result.stdout
     assert sorted(b.rsplit(".bak.", 1)[0] for b in backups(project)) == sorted([QUERY, WIDGETS])

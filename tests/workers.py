@@ -26,12 +26,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ETL_STATE_DIR": str(settings.state_dir),
         "MEMORY_LIMIT_MIB": str(settings.memory_limit_mib),
     }
-    if settings.github_token:
-        env["GITHUB_TOKEN"] = settings.github_token
-    if settings.github_api_url:
-        env["GITHUB_API_URL"] = settings.github_api_url
-    if settings.lp_credentials_file:
-        env["LP_CREDENTIALS_FILE"] = settings.lp_credentials_file
+    env.update(settings.source_env())  # every source's settings, whatever the sources are
     if settings.encryption_key:
         env["ETL_ENCRYPTION_KEY"] = settings.encryption_key
     return env

@@ -15,8 +15,13 @@ import time
 from typing import Callable
 
 import psutil
-from temporalio.worker import (CustomSlotSupplier, SlotMarkUsedContext, SlotPermit, SlotReleaseContext,
-                               SlotReserveContext)
+from temporalio.worker import (
+    CustomSlotSupplier,
+    SlotMarkUsedContext,
+    SlotPermit,
+    SlotReleaseContext,
+    SlotReserveContext,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +37,6 @@ class MemoryGuard:
         self._lock = threading.Lock()
         self._holding = False
         self.peak_mib = 0.0
-        self.held_s = 0.0
 
     def rss_mib(self) -> float:
         rss = self._proc.memory_info().rss / 2**20
@@ -73,8 +77,6 @@ class MemoryGuard:
             rss = self.rss_mib()
         waited = time.monotonic() - start
         self._note(False, rss)
-        with self._lock:
-            self.held_s += waited
         return waited
 
 

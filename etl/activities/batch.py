@@ -8,53 +8,33 @@ on a thread pool. Errors retrying cannot fix leave here as non-retryable
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-from datetime import date, datetime, timedelta
-from typing import Any, Callable, TypeVar
+from datetime import date, datetime
+from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from etl import metrics
-from etl.store.db import Database, RejectRow, reject_key
-from etl.core.errors import EtlError, SourceUnavailable
+from etl.activities.classify import non_retryable_errors
 from etl.activities.heartbeat import Heartbeater
 from etl.core.extract import ExtractStrategy
-from etl.workflows.flow_io import (BatchRef, ExtractBatchInput, ExtractBatchResult, ExtractProgress, LoadResult,
-                        TransformResult)
 from etl.core.models import transform
 from etl.core.query import Query, QueryFactory
 from etl.core.settings import Settings
+from etl.store.db import Database, RejectRow, reject_key
 from etl.store.staging import StagedBatchMissing, Staging
+from etl.workflows import activity_contracts as contracts
+from etl.workflows.flow_io import (
+    BatchRef,
+    ExtractBatchInput,
+    ExtractBatchResult,
+    ExtractProgress,
+    LoadResult,
+    TransformResult,
+)
 
 log = logging.getLogger(__name__)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-#: Error type names the workflows list as non-retryable.
-NON_RETRYABLE_TYPES = ["QueryError", "SourceError", "UnknownNameError", "DuplicateNameError",
-                       "ConfigError", "StagedBatchMissing"]
-
-
-def non_retryable_errors(fn: F) -> F:
-    """Turn the project's permanent errors into non-retryable ApplicationErrors with a stable type."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except SourceUnavailable as exc:
-            # Retryable, but at the pace the source asked for (Retry-After, a rate-limit reset).
-            delay = timedelta(seconds=exc.retry_after_s) if exc.retry_after_s else None
-            raise ApplicationError(str(exc), type="SourceUnavailable", next_retry_delay=delay) from exc
-        except (EtlError, StagedBatchMissing) as exc:
-            if getattr(exc, "retryable", False):
-                raise
-            raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _json_default(value: Any) -> Any:
@@ -92,7 +72,7 @@ def record_rejects(db: Database, strategy: str, items: list[tuple[Any, str]]) ->
     )
 
 
-class ETLActivities:
+class ETLActivities(contracts.BatchActivities):
     """Extract, transform and load, one staged batch at a time."""
 
     def __init__(self, settings: Settings, db: Database):

@@ -11,25 +11,27 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import socket
 import os
+import socket
 
 from temporalio import activity
 
-from etl.activities.batch import non_retryable_errors, record_rejects, resolve
-from etl.activities.backpressure import MemoryGuard
 from etl import metrics
-from etl.store.db import Database
+from etl.activities.backpressure import MemoryGuard
+from etl.activities.batch import record_rejects, resolve
+from etl.activities.classify import non_retryable_errors
 from etl.activities.heartbeat import Heartbeater
-from etl.workflows.flow_io import ChunkInput, ChunkState, SplitInput, SplitResult
 from etl.core.models import transform
 from etl.core.query import QueryFactory
 from etl.core.settings import Settings
+from etl.store.db import Database
+from etl.workflows import activity_contracts as contracts
+from etl.workflows.flow_io import ChunkInput, ChunkState, SplitInput, SplitResult
 
 log = logging.getLogger(__name__)
 
 
-class StreamingActivities:
+class StreamingActivities(contracts.StreamingActivities):
     def __init__(self, settings: Settings, db: Database, guard: MemoryGuard | None = None):
         self.settings = settings
         self.db = db

@@ -44,13 +44,13 @@ def _import_tree(package_name: str) -> None:
             importlib.import_module(name)
 
 
-def discover(force: bool = False) -> None:
-    """Import every source once (again with `force`, e.g. after `new.py` made one)."""
+def discover() -> None:
+    """Import every source, once per process."""
     global _done
-    if _done and not force:
+    if _done:
         return
     with _lock:
-        if _done and not force:
+        if _done:
             return
         import sources
 

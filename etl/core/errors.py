@@ -28,6 +28,15 @@ class EtlError(Exception):
     retryable: bool = False
 
 
+def shown(value: object, limit: int = 64) -> str:
+    """A bad value as an error message quotes it: its repr, cut to `limit` characters, with its
+    length when cut (a 100,000-character value must not fill a terminal or a log line)."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit + 2 else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 class ConfigError(EtlError):
     """A setting has a value the project cannot use."""
 
@@ -35,7 +44,7 @@ class ConfigError(EtlError):
         self.variable = variable
         self.value = value
         self.expected = expected
-        super().__init__(f"{variable}={value!r} is not valid: expected {expected}")
+        super().__init__(f"{variable}={shown(value)} is not valid: expected {expected}")
 
 
 class RegistryError(EtlError):

@@ -39,7 +39,11 @@ class Query:
     summary_fields: ClassVar[tuple[str, ...]] = ()
     """Fields shown in the UI (memo and search attributes); all fields when empty."""
     member_field: ClassVar[str | None] = None
-    """The field that names the person a flow is about (the `EtlMember` search attribute)."""
+    """The field that names the person a flow is about (the `EtlMember` search attribute, part
+    of the workflow id, and what team expansion fills in)."""
+    window_fields: ClassVar[tuple[str, str] | None] = None
+    """The two date or datetime fields that bound the query's time window, `(start, end)`, end
+    exclusive: schedules fill them with each run's incremental window."""
 
     @classmethod
     def from_dict(cls: type[Q], args: dict[str, Any]) -> Q:
@@ -77,6 +81,19 @@ class Query:
     def member_name(self) -> str | None:
         """The value of `member_field`, if the query names one."""
         return getattr(self, self.member_field) if self.member_field else None
+
+    def expected_records(self) -> int | None:
+        """How many records the flow will read, when the query knows in advance (for progress bars)."""
+        return None
+
+    @classmethod
+    def expand_group(cls, group: str, settings: Any, args: dict[str, Any] | None = None) -> list[str]:
+        """The members of a group (a team, an organisation) as values of `member_field`, for launching
+        one flow per member; `args` are the other arguments the flows will take (e.g. which
+        server). Sources whose people come in groups override this."""
+        from etl.core.errors import QueryError
+
+        raise QueryError(cls.name, cls.member_field, f"the {cls.name!r} source cannot expand a group into members")
 
 
 def _plain(value: Any) -> Any:

@@ -15,14 +15,21 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import quote, urlsplit
 
 from dotenv import dotenv_values
 
+from etl.core.env_values import bool_value as _bool
+from etl.core.env_values import date_value as _date
+from etl.core.env_values import host_port as _host_port
+from etl.core.env_values import int_value as _int
+from etl.core.env_values import port_value as _port
+from etl.core.env_values import seconds_value as _seconds
 from etl.core.errors import ConfigError
+from etl.core.source_settings import S, source_settings_classes
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
 
@@ -75,18 +82,6 @@ class Settings:
     """Worker /healthz and /metrics port; 0 turns the endpoint off."""
     health_host: str = "127.0.0.1"
 
-    lp_app_id: str = "temporal-etl-fleet"
-    lp_web_root: str = "production"
-    lp_api_version: str = "devel"
-    lp_credentials_file: str | None = None
-    """An OAuth credentials file for private Launchpad data; never a query argument."""
-    lp_cache_dir: str | None = None
-    lp_timeout: float = 60.0
-    """Seconds for any one HTTP exchange with Launchpad."""
-
-    github_token: str | None = field(default=None, repr=False)
-    github_api_url: str = "https://api.github.com"
-
     from_date: date | None = None
     to_date: date | None = None
 
@@ -95,6 +90,11 @@ class Settings:
 
     state_dir: Path = PROJECT_ROOT / ".etl"
     """Where the embedded stack keeps its data and pid files."""
+
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """The variables these settings were read from: each source reads its own settings from them
+    (`source()`), so a source's settings need no field here."""
+    _sources: dict = field(default_factory=dict, repr=False, compare=False, init=False)
 
     @property
     def temporal_port(self) -> int:
@@ -127,68 +127,25 @@ class Settings:
         validate_identifier("EVENTS_TABLE", new.events_table)
         return new
 
+    def with_env(self, **variables: str) -> "Settings":
+        """A copy whose sources see `variables` too (e.g. `GITHUB_TOKEN=...`), validated at once."""
+        new = dataclasses.replace(self, env={**self.env, **variables})
+        for cls in source_settings_classes():
+            if any(name.startswith(cls.prefix) for name in variables):
+                new.source(cls)
+        return new
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(name, raw, "a whole number") from None
-    if value < minimum:
-        raise ConfigError(name, raw, f"a whole number of at least {minimum}")
-    return value
+    def source(self, cls: type[S]) -> S:
+        """The settings of one source, read from `env` on first use; `ConfigError` names a bad variable."""
+        made = self._sources.get(cls)
+        if made is None:
+            made = self._sources[cls] = cls.from_env(self.env)
+        return made
 
-
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    value = _int(env, name, default)
-    if not 0 <= value <= 65535:
-        raise ConfigError(name, env.get(name), "a TCP port between 0 and 65535")
-    return value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(name, raw, "a number of seconds") from None
-    if not 0 < value < 86_400:
-        raise ConfigError(name, raw, "a number of seconds above 0 and below a day")
-    return value
-
-
-def _date(env: Mapping[str, str], name: str) -> date | None:
-    raw = env.get(name)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ConfigError(name, raw, "a date as YYYY-MM-DD") from None
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(name, raw, "true or false")
-
-
-def _host_port(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name) or default
-    host, sep, port = raw.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise ConfigError(name, raw, "host:port, e.g. localhost:7233")
-    return raw
+    def source_env(self) -> dict[str, str]:
+        """Every source variable that is set, for passing these settings on to a child process."""
+        names = {v.name for cls in source_settings_classes() for v in cls.variables()}
+        return {k: v for k, v in self.env.items() if k in names}
 
 
 def settings_from_env(env: Mapping[str, str]) -> Settings:
@@ -223,18 +180,11 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         memory_hold_max_s=_seconds(env, "MEMORY_HOLD_MAX_S", 60.0),
         health_port=_port(env, "HEALTH_PORT", 0),
         health_host=env.get("HEALTH_HOST") or "127.0.0.1",
-        lp_app_id=env.get("LP_APP_ID") or "temporal-etl-fleet",
-        lp_web_root=env.get("LP_WEB_ROOT") or "production",
-        lp_api_version=env.get("LP_API_VERSION") or "devel",
-        lp_credentials_file=env.get("LP_CREDENTIALS_FILE") or None,
-        lp_cache_dir=env.get("LP_CACHE_DIR") or None,
-        lp_timeout=_seconds(env, "LP_TIMEOUT", 60.0),
-        github_token=env.get("GITHUB_TOKEN") or None,
-        github_api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
         from_date=_date(env, "FROM_DATE"),
         to_date=_date(env, "TO_DATE"),
         encryption_key=env.get("ETL_ENCRYPTION_KEY") or None,
         state_dir=state_dir,
+        env=dict(env),
     )
 
 
@@ -244,3 +194,63 @@ def load_settings(dotenv_path: str | os.PathLike | None = None) -> Settings:
     env: dict[str, str] = {k: v for k, v in dotenv_values(path).items() if v is not None} if path.exists() else {}
     env.update(os.environ)
     return settings_from_env(env)
+
+
+#: Every variable the framework reads: (default as .env.example shows it, what it is, secret?).
+#: `settings_from_env` reads exactly these (a test holds it to that); each source declares its own.
+FRAMEWORK_VARIABLES: dict[str, tuple[str, str, bool]] = {
+    "TEMPORAL_HOST": ("localhost:7233", "Temporal frontend, host:port", False),
+    "TEMPORAL_NAMESPACE": ("default", "", False),
+    "TEMPORAL_UI_PORT": ("8233", "the embedded Temporal UI (dev.py up)", False),
+    "TEMPORAL_API_KEY": ("", "Temporal Cloud; implies TLS", True),
+    "TEMPORAL_TLS": ("false", "", False),
+    "DATABASE_URL": ("", "postgresql://user:password@host:port/db; wins over DB_*", True),
+    "DB_HOST": ("127.0.0.1", "", False),
+    "DB_PORT": ("55432", "", False),
+    "DB_NAME": ("etl", "", False),
+    "DB_USER": ("etl", "", False),
+    "DB_PASSWORD": ("", "", True),
+    "DB_MIN_CONN": ("1", "", False),
+    "DB_MAX_CONN": ("10", "connections per worker process; size max_connections for the fleet", False),
+    "EVENTS_TABLE": ("events", "an SQL identifier; its companions add _rejects, _staged, ...", False),
+    "ETL_TASK_QUEUE": ("etl", "batch workers and the fleet's orchestration", False),
+    "ETL_STREAMING_TASK_QUEUE": ("etl-streaming", "", False),
+    "WORKER_CONCURRENCY": ("4", "activities one worker runs at once", False),
+    "MEMORY_LIMIT_MIB": ("400", "streaming backpressure threshold (worker RSS)", False),
+    "MEMORY_HOLD_MAX_S": ("60", "longest a worker holds back at once", False),
+    "HEALTH_PORT": ("0", "/healthz and /metrics; 0 turns them off", False),
+    "HEALTH_HOST": ("127.0.0.1", "", False),
+    "FROM_DATE": ("", "default date window for launchers, YYYY-MM-DD", False),
+    "TO_DATE": ("", "", False),
+    "ETL_ENCRYPTION_KEY": ("", "when set, workflow payloads are encrypted in Temporal", True),
+    "ETL_STATE_DIR": ("", "where the embedded stack keeps its state (default .etl/)", False),
+}
+
+
+def all_variables() -> dict[str, bool]:
+    """Every variable the framework and each discovered source reads, mapped to whether it is secret."""
+    found = {name: spec[2] for name, spec in FRAMEWORK_VARIABLES.items()}
+    for cls in source_settings_classes():
+        found.update({v.name: v.secret for v in cls.variables()})
+    return found
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every variable with its default, secrets left empty."""
+    lines = ["# Every setting, with its default. Copy to .env and change what you need.",
+             "# With nothing set, everything points at the embedded stack of `python scripts/dev.py up`.",
+             "# Generated by `python scripts/dev.py env-example`; a test checks it is current.", "",
+             "# The framework"]
+
+    def line(name: str, default: Any, help: str, is_secret: bool) -> str:
+        shown_default = "" if is_secret or default in (None, "") else str(default).lower() \
+            if isinstance(default, bool) else str(default)
+        text = f"{name}={shown_default}" if shown_default else f"# {name}="
+        return f"{text:<40} # {help}" if help else text
+
+    lines += [line(name, *spec) for name, spec in FRAMEWORK_VARIABLES.items()]
+    for cls in source_settings_classes():
+        lines += ["", f"# {cls.__module__.split('.')[1] if cls.__module__.startswith('sources.') else cls.__module__}"
+                  f" ({cls.prefix}*)"]
+        lines += [line(v.name, v.default, v.help, v.secret) for v in cls.variables()]
+    return "\n".join(lines) + "\n"

@@ -19,7 +19,12 @@ from pathlib import Path
 import psutil
 
 from etl.core.settings import PROJECT_ROOT, Settings
-from etl.devstack.servers import EmbeddedPostgres, TemporalDevServer, _pid_alive, port_answers
+from etl.devstack.servers import (
+    EmbeddedPostgres,
+    TemporalDevServer,
+    _pid_alive,
+    port_answers,
+)
 
 
 @dataclass

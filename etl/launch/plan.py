@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy,
-                               WorkflowIDReusePolicy)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from etl.workflows import search_attributes as sa
 from etl.core.extract import ExtractStrategy
-from etl.workflows.flow_io import ETLFlowInput, FlowSummary
 from etl.core.query import Query, QueryFactory
 from etl.core.settings import Settings
+from etl.workflows import search_attributes as sa
+from etl.workflows.flow_io import ETLFlowInput, FlowSummary
 
 
 @dataclass
@@ -76,7 +80,7 @@ def plan_flow(settings: Settings, strategy: str, args: dict[str, Any], *, stream
     strat = ExtractStrategy.create(strategy)
     query = QueryFactory.create(strat.query_type, args)
     inp = ETLFlowInput(query_type=strat.query_type, extract_strategy=strategy, args=query.to_dict(),
-                       **input_fields)
+                       expected=query.expected_records(), **input_fields)
     queue = task_queue or (settings.streaming_task_queue if streaming else settings.task_queue)
     return FlowPlan(workflow_id or flow_id(strategy, query, streaming, settings.events_table), streaming, queue,
                     inp, query)

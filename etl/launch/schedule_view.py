@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, ScheduleIntervalSpec, ScheduleSpec, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    ScheduleIntervalSpec,
+    ScheduleSpec,
+    WorkflowExecutionStatus,
+)
 from temporalio.service import RPCError
 
-from etl.workflows.failures import root_message
+from etl.workflows.failure_text import root_message
 from etl.workflows.fleet_io import ScheduledRun
 
 

@@ -2,9 +2,8 @@
 
 A schedule starts a `ScheduledFlow` on every tick (cron or interval). Each run extracts the
 window from the previous successful run's end to its own scheduled time (see
-`etl.workflows.scheduled`), applied to each flow's window arguments: Launchpad's
-`data_date_start`/`data_date_end`, or `since`/`until`, found automatically, or named with
-`window_args`. Flows with no window arguments run with their fixed arguments every time.
+`etl.workflows.scheduled`), applied to the window fields each flow's query type declares
+(`Query.window_fields`), or to those named with `window_args`. Flows with no window arguments run with their fixed arguments every time.
 
 Overlap policy (what happens when a tick comes while the previous run still runs): SKIP by
 default: the tick is dropped and the next run's window simply starts where the last
@@ -20,19 +19,27 @@ import typing
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from temporalio.client import (Schedule, ScheduleActionStartWorkflow, ScheduleIntervalSpec, ScheduleOverlapPolicy,
-                               SchedulePolicy, ScheduleSpec, ScheduleState)
+from temporalio.client import (
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from etl.workflows import search_attributes as sa
 from etl.core.errors import ConfigError
 from etl.core.extract import ExtractStrategy
-from etl.launch.fanout import child_of
-from etl.workflows.fleet_io import ChildFlow, ScheduledFlowInput
-from etl.launch.plan import plan_flow
 from etl.core.query import QueryFactory
 from etl.core.settings import Settings
-from etl.workflows.windows import detect_window_args, field_granularity, parse_time
+from etl.core.times import parse_time
+from etl.launch.fanout import child_of
+from etl.launch.plan import plan_flow
+from etl.workflows import search_attributes as sa
+from etl.workflows.fleet_io import ChildFlow, ScheduledFlowInput
+from etl.workflows.windows import detect_window_args, field_granularity
 
 OVERLAPS = {
     "skip": ScheduleOverlapPolicy.SKIP,

@@ -16,9 +16,9 @@ def data_converter(settings: Settings):
     if settings.encryption_key:
         import dataclasses
 
-        from etl.runtime.codec import EncryptionCodec
-
         from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
+
+        from etl.runtime.codec import EncryptionCodec
 
         # Failure messages and stack traces are encrypted too: they can quote a record or a path.
         return dataclasses.replace(DataConverter.default, payload_codec=EncryptionCodec(settings.encryption_key),

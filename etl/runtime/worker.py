@@ -19,11 +19,11 @@ from typing import Iterable
 from temporalio.client import Client
 from temporalio.worker import FixedSizeSlotSupplier, Worker, WorkerTuner
 
-from etl.activities.batch import ETLActivities
 from etl.activities.backpressure import MemoryAwareSlotSupplier, MemoryGuard
+from etl.activities.batch import ETLActivities
+from etl.core.settings import Settings
 from etl.metrics import ActivityMetricsInterceptor
 from etl.store.db import Database
-from etl.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,12 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=60)
 def build_worker(client: Client, settings: Settings, *, task_queue: str, concurrency: int,
                  kinds: Iterable[str] = ("batch",), identity: str | None = None) -> Worker:
     """A worker for `kinds` ("batch", "streaming") on `task_queue`."""
-    from etl.workflows.batch import ETLFlow
-
     kinds = set(kinds)
     db = Database.get(settings)
     workflows: list = []
     activities: list = []
     if "batch" in kinds:
+        from etl.workflows.batch import ETLFlow
         from etl.workflows.fanout import FanOutFlow
         from etl.workflows.scheduled import ScheduledFlow
 
@@ -76,29 +75,6 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str, concurr
     )
 
 
-class ETLWorker:
-    """A batch worker of the fleet: ETLFlow and its extract, transform and load activities."""
-
-    kind = "batch"
-
-    def __init__(self, client: Client, settings: Settings, *, task_queue: str | None = None,
-                 concurrency: int | None = None, identity: str | None = None):
-        self.task_queue = task_queue or (settings.streaming_task_queue if self.kind == "streaming"
-                                         else settings.task_queue)
-        self.worker = build_worker(client, settings, task_queue=self.task_queue,
-                                   concurrency=concurrency or settings.worker_concurrency,
-                                   kinds=(self.kind,), identity=identity)
-
-    async def run(self) -> None:
-        """Poll until SIGTERM or Ctrl-C, then drain gracefully."""
-        await serve(self.worker)
-
-
-class StreamingETLWorker(ETLWorker):
-    """A streaming worker: StreamingETLFlow and its chunk activities, with memory backpressure."""
-
-    kind = "streaming"
-
 
 async def serve(worker: Worker) -> None:
     """Run `worker` until SIGTERM/SIGINT, then drain: in-flight activities finish or are handed back."""
@@ -119,14 +95,17 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     import os
     import socket
 
-    from etl.runtime.client import connect
     from etl.core.errors import EtlError
     from etl.core.settings import load_settings
+    from etl.core.source_settings import source_settings_classes
+    from etl.runtime.client import connect
 
     try:
         settings = load_settings()
+        for cls in source_settings_classes():  # every source's settings, checked before any flow needs them
+            settings.source(cls)
     except EtlError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     default_queue = settings.streaming_task_queue if kind == "streaming" else settings.task_queue
     parser = argparse.ArgumentParser(

@@ -29,8 +29,8 @@ import psycopg2.pool
 from psycopg2 import sql
 
 from etl.core.models import COLUMNS, Event
-from etl.store.schema import Tables
 from etl.core.settings import Settings
+from etl.store.schema import Tables
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from psycopg2 import sql
 
 from etl.core.settings import validate_identifier
 
-
 #: The event columns (SPEC's data model) shared by the events table and its staging twin;
 #: `{event_id}` is filled per table (unique in `events`, repeated across retries in staging).
 EVENT_COLUMNS = (

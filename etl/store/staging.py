@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from etl.store.db import Database, _COLUMN_LIST
 from etl.core.models import Event
+from etl.store.db import _COLUMN_LIST, Database
 
 
 class StagedBatchMissing(Exception):

@@ -17,10 +17,22 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from etl.activities.batch import ETLActivities
-    from etl.workflows.flow_io import (BatchRef, ETLFlowInput, ExtractBatchInput, FlowProgress, FlowState,
-                            FlowSummary)
-    from etl.workflows.common import ACTIVITY_RETRY, expected_records, should_continue_as_new, summary_of
+    from etl.workflows.activity_contracts import BatchActivities
+    from etl.workflows.common import (
+        ACTIVITY_RETRY,
+        progress_of,
+        should_continue_as_new,
+        show_details,
+        summary_of,
+    )
+    from etl.workflows.flow_io import (
+        BatchRef,
+        ETLFlowInput,
+        ExtractBatchInput,
+        FlowProgress,
+        FlowState,
+        FlowSummary,
+    )
 
 
 @workflow.defn
@@ -32,24 +44,17 @@ class ETLFlow:
 
     @workflow.query
     def progress(self) -> FlowProgress:
-        s = self._state
-        return FlowProgress(stage=self._stage, extracted=s.extracted, rejected=s.rejected, loaded=s.loaded,
-                            duplicates_skipped=s.duplicates_skipped, batches=s.batches, done=s.done,
-                            expected=self._expected)
+        return progress_of(self._stage, self._state, self._expected)
 
     def _details(self) -> None:
-        s = self._state
-        workflow.set_current_details(
-            f"**{self._stage}**\n\nbatches: {s.batches} · extracted: {s.extracted:,} · loaded: {s.loaded:,} · "
-            f"rejected: {s.rejected:,} · already present: {s.duplicates_skipped:,}"
-        )
+        show_details(self.progress())
 
     @workflow.run
     async def run(self, inp: ETLFlowInput) -> FlowSummary:
         info = workflow.info()
         self._state = state = inp.state or FlowState(
             flow_key=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now().isoformat())
-        self._expected = expected_records(inp.args)
+        self._expected = inp.expected
         in_flight: list[asyncio.Task] = []
 
         while not state.done:
@@ -58,7 +63,7 @@ class ETLFlow:
             self._stage = f"extracting batch {number}"
             self._details()
             extracted = await workflow.execute_activity_method(
-                ETLActivities.extract_batch,
+                BatchActivities.extract_batch,
                 ExtractBatchInput(state.flow_key, key, inp.query_type, inp.extract_strategy, inp.args,
                                   state.cursor, inp.batch_size),
                 start_to_close_timeout=timedelta(hours=2),
@@ -85,7 +90,7 @@ class ETLFlow:
         await asyncio.gather(*in_flight)
         self._stage = "cleaning up"
         await workflow.execute_activity_method(
-            ETLActivities.finish_flow, state.flow_key, start_to_close_timeout=timedelta(minutes=5),
+            BatchActivities.finish_flow, state.flow_key, start_to_close_timeout=timedelta(minutes=5),
             retry_policy=ACTIVITY_RETRY, summary="drop staging and load ledger")
         self._stage = "completed"
         self._details()
@@ -97,14 +102,14 @@ class ETLFlow:
         self._stage = f"transforming batch {number}"
         self._details()
         transformed = await workflow.execute_activity_method(
-            ETLActivities.transform_batch, ref, start_to_close_timeout=timedelta(minutes=30),
+            BatchActivities.transform_batch, ref, start_to_close_timeout=timedelta(minutes=30),
             heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s), retry_policy=ACTIVITY_RETRY,
             summary=f"transform batch {number}: {staged:,} records")
         state.rejected += transformed.rejected
         self._stage = f"loading batch {number}"
         self._details()
         loaded = await workflow.execute_activity_method(
-            ETLActivities.load_batch, replace(ref, expected=transformed.staged),
+            BatchActivities.load_batch, replace(ref, expected=transformed.staged),
             start_to_close_timeout=timedelta(minutes=30), retry_policy=ACTIVITY_RETRY,
             heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
             summary=f"load batch {number}: {transformed.staged:,} events")

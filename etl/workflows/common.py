@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from etl.activities.batch import NON_RETRYABLE_TYPES
-from etl.workflows.flow_io import FlowState, FlowSummary
+from etl.workflows.flow_io import FlowProgress, FlowState, FlowSummary
+
+#: Error type names no retry can fix; activities raise them as non-retryable anyway, and the
+#: policy lists them too so a failure converted elsewhere is not retried either.
+NON_RETRYABLE_TYPES = ["QueryError", "SourceError", "UnknownNameError", "DuplicateNameError",
+                       "ConfigError", "StagedBatchMissing"]
 
 #: Transient failures (network, HTTP 5xx/429, a restarting database) are retried with
 #: exponential backoff capped at a minute; errors retrying cannot fix are listed by type.
@@ -27,13 +30,24 @@ def should_continue_as_new(history_budget: int) -> bool:
     return info.is_continue_as_new_suggested() or info.get_current_history_length() > history_budget
 
 
-def expected_records(args: dict[str, Any]) -> int | None:
-    """The total a source announces in its arguments (synthetic `count`), for progress bars."""
-    count = args.get("count")
-    try:
-        return int(count) if count is not None else None
-    except (TypeError, ValueError):
-        return None
+def progress_of(stage: str, state: FlowState, expected: int | None, running: int = 0) -> FlowProgress:
+    """The `progress` query's answer, the same for both flows (chunk fields stay 0 in a batch flow)."""
+    held = [c.held_note for c in state.chunks if c.held_note]
+    return FlowProgress(
+        stage=stage, extracted=state.extracted, rejected=state.rejected, loaded=state.loaded,
+        duplicates_skipped=state.duplicates_skipped, batches=state.batches, done=state.done, expected=expected,
+        chunks_running=running, chunks_done=sum(1 for c in state.chunks if c.done), chunks_total=len(state.chunks),
+        backpressure="; ".join(held[-3:]),
+    )
+
+
+def show_details(progress: FlowProgress) -> None:
+    """The flow's current details in the UI: its stage, then its counts."""
+    chunks = (f"chunks: {progress.chunks_done}/{progress.chunks_total} done, {progress.chunks_running} running · "
+              if progress.chunks_total else f"batches: {progress.batches} · ")
+    workflow.set_current_details(
+        f"**{progress.stage}**\n\n{chunks}extracted: {progress.extracted:,} · loaded: {progress.loaded:,} · "
+        f"rejected: {progress.rejected:,} · already present: {progress.duplicates_skipped:,}")
 
 
 def summary_of(workflow_id: str, strategy: str, state: FlowState, now: datetime) -> FlowSummary:

@@ -21,11 +21,17 @@ from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedErro
 
 with workflow.unsafe.imports_passed_through():
     from etl.workflows import search_attributes as sa
-    from etl.workflows.failures import root_message
-    from etl.workflows.fleet_io import (ChildFlow, ChildOutcome, FanOutInput, FanOutProgress, FanOutSummary,
-                                   child_workflow_id)
-    from etl.workflows.flow_io import FlowSummary
     from etl.workflows.common import should_continue_as_new
+    from etl.workflows.failure_text import root_message
+    from etl.workflows.fleet_io import (
+        ChildFlow,
+        ChildOutcome,
+        FanOutInput,
+        FanOutProgress,
+        FanOutSummary,
+        child_workflow_id,
+    )
+    from etl.workflows.flow_io import FlowSummary
 
 from etl.workflows.batch import ETLFlow
 from etl.workflows.streaming import StreamingETLFlow

@@ -54,6 +54,8 @@ class ETLFlowInput:
     """Continue as new once a run's history passes this many events (or Temporal suggests it)."""
     state: FlowState | None = None
     """Set by the flow itself when it continues as new."""
+    expected: int | None = None
+    """How many records the query will read, when it says in advance (progress bars)."""
 
 
 @dataclass

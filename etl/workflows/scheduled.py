@@ -18,13 +18,23 @@ from dataclasses import replace
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+)
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from etl.core.times import parse_time
     from etl.workflows import search_attributes as sa
-    from etl.workflows.fleet_io import ChildFlow, FanOutInput, ScheduledFlowInput, ScheduledRun
-    from etl.workflows.windows import parse_time, windowed_args
+    from etl.workflows.fleet_io import (
+        ChildFlow,
+        FanOutInput,
+        ScheduledFlowInput,
+        ScheduledRun,
+    )
+    from etl.workflows.windows import windowed_args
 
 from etl.workflows.fanout import FanOutFlow
 

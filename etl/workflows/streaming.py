@@ -17,10 +17,23 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from etl.workflows.flow_io import (ChunkInput, ChunkState, ETLFlowInput, FlowProgress, FlowState, FlowSummary,
-                            SplitInput)
-    from etl.activities.streaming import StreamingActivities
-    from etl.workflows.common import ACTIVITY_RETRY, expected_records, should_continue_as_new, summary_of
+    from etl.workflows.activity_contracts import StreamingActivities
+    from etl.workflows.common import (
+        ACTIVITY_RETRY,
+        progress_of,
+        should_continue_as_new,
+        show_details,
+        summary_of,
+    )
+    from etl.workflows.flow_io import (
+        ChunkInput,
+        ChunkState,
+        ETLFlowInput,
+        FlowProgress,
+        FlowState,
+        FlowSummary,
+        SplitInput,
+    )
 
 @workflow.defn
 class StreamingETLFlow:
@@ -32,31 +45,17 @@ class StreamingETLFlow:
 
     @workflow.query
     def progress(self) -> FlowProgress:
-        s = self._state
-        done = sum(1 for c in s.chunks if c.done)
-        held = [c.held_note for c in s.chunks if c.held_note]
-        return FlowProgress(
-            stage=self._stage, extracted=s.extracted, rejected=s.rejected, loaded=s.loaded,
-            duplicates_skipped=s.duplicates_skipped, batches=s.batches, done=s.done, expected=self._expected,
-            chunks_running=self._running, chunks_done=done, chunks_total=len(s.chunks),
-            backpressure="; ".join(held[-3:]),
-        )
+        return progress_of(self._stage, self._state, self._expected, self._running)
 
     def _details(self) -> None:
-        s = self._state
-        done = sum(1 for c in s.chunks if c.done)
-        workflow.set_current_details(
-            f"**{self._stage}**\n\nchunks: {done}/{len(s.chunks)} done, {self._running} running · "
-            f"extracted: {s.extracted:,} · loaded: {s.loaded:,} · rejected: {s.rejected:,} · "
-            f"already present: {s.duplicates_skipped:,}"
-        )
+        show_details(self.progress())
 
     @workflow.run
     async def run(self, inp: ETLFlowInput) -> FlowSummary:
         info = workflow.info()
         self._state = state = inp.state or FlowState(
             flow_key=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now().isoformat())
-        self._expected = expected_records(inp.args)
+        self._expected = inp.expected
         window = max(1, inp.chunks_in_flight)
 
         if not state.chunks:

@@ -4,8 +4,8 @@
         for items, cursor in gh.chunks("/repos/o/r/issues?state=all", None, size=10):
             ...
 
-- The token (`settings.github_token`) goes in an `Authorization: Bearer` header, and only
-  to URLs under `settings.github_api_url`; it is never part of a URL or a cursor.
+- The token (`GITHUB_TOKEN`) goes in an `Authorization: Bearer` header, and only
+  to URLs under `GITHUB_API_URL`; it is never part of a URL or a cursor.
 - Rate limits are waited out: `Retry-After` on 429/403, and `X-RateLimit-Remaining: 0`
   until `X-RateLimit-Reset`, both before the next request and after a refusal. A wait
   longer than `max_wait` raises `GitHubUnavailable` so Temporal retries later instead.
@@ -23,6 +23,7 @@ import httpx
 
 from etl.core.errors import EtlError, SourceError
 from etl.core.settings import Settings
+from sources.github.settings import GitHubSettings
 
 PER_PAGE = 100
 """GitHub's largest page."""
@@ -52,15 +53,16 @@ class GitHubClient:
 
     def __init__(self, settings: Settings, *, max_wait: float = MAX_WAIT, retries: int = RETRIES,
                  sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0):
-        self.base = settings.github_api_url.rstrip("/")
-        self.has_token = bool(settings.github_token)
+        gh = settings.source(GitHubSettings)
+        self.base = gh.api_url.rstrip("/")
+        self.has_token = bool(gh.token)
         headers = {
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",
             "User-Agent": "temporal-etl-fleet",
         }
-        if settings.github_token:
-            headers["Authorization"] = f"Bearer {settings.github_token}"
+        if gh.token:
+            headers["Authorization"] = f"Bearer {gh.token}"
         # follow_redirects stays off: a redirect could carry the Authorization header elsewhere.
         self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
         self.max_wait = max_wait

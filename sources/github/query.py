@@ -8,17 +8,13 @@ from datetime import datetime, timezone
 
 from etl.core.errors import QueryError
 from etl.core.query import Query, query_type
+from etl.core.times import parse_time
 
 # GitHub's own rules: an owner is letters, digits and single inner hyphens (at most 39);
 # a repository name is letters, digits, '.', '-' and '_'. Checking them here also keeps
 # a '/' or '?' out of the URL paths the flows build.
 _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 _REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-
-
-def parse_time(stamp: str) -> datetime:
-    """An aware datetime from GitHub's `2024-03-01T12:00:00Z`."""
-    return datetime.fromisoformat(stamp)
 
 
 def github_time(moment: datetime) -> str:
@@ -39,6 +35,7 @@ class GitHubQuery(Query):
     """End of the window (exclusive)."""
 
     summary_fields = ("owner", "repo", "since", "until")
+    window_fields = ("since", "until")
 
     def validate(self) -> None:
         if "/" in self.owner:

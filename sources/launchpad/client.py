@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from email.utils import parsedate_to_datetime
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from time import sleep
 from typing import Any, Callable, Iterator
@@ -29,6 +29,7 @@ from lazr.restfulclient.errors import CredentialsFileError, HTTPError
 from etl.core.errors import ConfigError, QueryError, SourceError, SourceUnavailable
 from etl.core.settings import Settings
 from sources.launchpad.query import LaunchpadQuery
+from sources.launchpad.settings import LaunchpadSettings
 
 #: Seconds for any one HTTP exchange with Launchpad (httplib2's socket timeout).
 TIMEOUT = 60.0
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 def service_root(query: LaunchpadQuery, settings: Settings) -> str:
     """The service root URL (ending with `/`): the query's, else LP_WEB_ROOT; aliases and web roots resolved."""
-    root = query.service_root or settings.lp_web_root
+    root = query.service_root or settings.source(LaunchpadSettings).web_root
     for alias, web in uris.web_roots.items():
         if root.rstrip("/") == web.rstrip("/"):
             root = alias  # a web root such as https://launchpad.net/ names its API's root
@@ -84,9 +85,10 @@ def refusals(what: str) -> Iterator[None]:
 
 
 def _login_key(query: LaunchpadQuery, settings: Settings) -> tuple:
-    return (service_root(query, settings), query.api_version or settings.lp_api_version,
-            query.application_name or settings.lp_app_id, settings.lp_credentials_file,
-            settings.lp_cache_dir or str(settings.state_dir), settings.lp_timeout or TIMEOUT)
+    lp = settings.source(LaunchpadSettings)
+    return (service_root(query, settings), query.api_version or lp.api_version,
+            query.application_name or lp.app_id, lp.credentials_file,
+            lp.cache_dir or str(settings.state_dir), lp.timeout or TIMEOUT)
 
 
 # Logging in parses Launchpad's 1.5 MB WADL (about 0.1 s and 16 MB): a few idle clients are kept for
@@ -114,21 +116,34 @@ def _give_back(key: tuple, lp: Launchpad) -> None:
 def login(query: LaunchpadQuery, settings: Settings) -> Launchpad:
     """A Launchpad client for the query's service root and version, with the worker's credentials."""
     root, version, app, _, _, timeout = _login_key(query, settings)
-    home = Path(settings.lp_cache_dir or settings.state_dir / "launchpadlib")
+    lp_settings = settings.source(LaunchpadSettings)
+    home = Path(lp_settings.cache_dir or settings.state_dir / "launchpadlib")
     with refusals(f"the web service {root}{version}/"):
-        if not settings.lp_credentials_file:
+        if not lp_settings.credentials_file:
             return Launchpad.login_anonymously(app, service_root=root, launchpadlib_dir=str(home),
                                                timeout=timeout, version=version)
         try:
-            credentials = Credentials.load_from_path(settings.lp_credentials_file)
+            credentials = Credentials.load_from_path(lp_settings.credentials_file)
         except (OSError, CredentialsFileError) as exc:
-            raise ConfigError("LP_CREDENTIALS_FILE", settings.lp_credentials_file,
+            raise ConfigError("LP_CREDENTIALS_FILE", lp_settings.credentials_file,
                               f"a readable launchpadlib credentials file ({exc})") from None
         cache = home / (root.split("://", 1)[-1].split("/", 1)[0].replace(":", "_")) / "cache"
         cache.mkdir(parents=True, exist_ok=True)
         # No authorization engine: a worker cannot open a browser, so a bad token fails (401).
         return Launchpad(credentials, None, None, service_root=root, cache=str(cache), timeout=timeout,
                          version=version)
+
+
+def person_named(lp: Launchpad, base: str, name: str):
+    """The person or team called `name`, with the client's retries; `SourceError` when there is none."""
+    def look_up():
+        try:
+            return lp.people[name]
+        except KeyError:
+            raise SourceError(f"Launchpad at {base} has no person or team named {name!r}: check the name "
+                              "(the one in launchpad.net/~NAME, not the display name)", status=404) from None
+
+    return retrying(look_up, f"the person {name!r}")
 
 
 def when(value: Any) -> datetime | None:
@@ -142,6 +157,40 @@ def when(value: Any) -> datetime | None:
 def name_of(person_link: str | None) -> str | None:
     """`alice` from `.../~alice`: links are canonical, so no request is needed to know who acted."""
     return person_link.rstrip("/").rsplit("/~", 1)[-1] if person_link else None
+
+
+def retrying(call: Callable[[], Any], what: str) -> Any:
+    """`call()` with Launchpad's refusals translated, and a few quick retries of what is
+    transient (waiting what Retry-After asks, at most 10 s): one flaky request should not
+    cost the activity attempt, and the pages it already read, a trip through Temporal's retry."""
+    delay = 0.5
+    for attempt in range(1, RETRIES + 1):
+        try:
+            with refusals(what):
+                return call()
+        except SourceUnavailable as exc:
+            if attempt == RETRIES:
+                raise
+            wait = min(exc.retry_after_s if exc.retry_after_s is not None else delay, 10.0)
+            log.info("%s; retrying in %.1fs (attempt %d of %d)", exc, wait, attempt + 1, RETRIES)
+            sleep(wait)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+class Client:
+    """A logged-in launchpadlib client, taken from the idle ones when it can be: `with Client(...) as lp`."""
+
+    def __init__(self, query: LaunchpadQuery, settings: Settings):
+        self.key = _login_key(query, settings)
+        self.base = f"{self.key[0]}{self.key[1]}/"
+        self.lp = _take(self.key) or login(query, settings)
+
+    def __enter__(self) -> Launchpad:
+        return self.lp
+
+    def __exit__(self, *exc: Any) -> None:
+        _give_back(self.key, self.lp)
 
 
 @dataclass
@@ -177,12 +226,7 @@ class Session:
 
     def _member(self, name: str):
         self.requests += 1
-        with refusals(f"the person {name!r}"):
-            try:
-                person = self.lp.people[name]
-            except KeyError:
-                raise SourceError(f"Launchpad at {self.base} has no person named {name!r}: check the member "
-                                  "(the name in launchpad.net/~NAME)", status=404) from None
+        person = person_named(self.lp, self.base, name)
         if person.is_team:
             raise QueryError(self.query.name, "member", f"{name!r} is a team; run the flow for each of its "
                                                         "members (the launcher expands teams)")
@@ -192,8 +236,7 @@ class Session:
         """The person's time zone, fetched once per person per session."""
         if name not in self._zones:
             self.requests += 1
-            with refusals(f"the person {name!r}"):
-                self._zones[name] = self.lp.people[name].time_zone
+            self._zones[name] = person_named(self.lp, self.base, name).time_zone
         return self._zones[name]
 
     def mine(self, person_link: str | None) -> bool:
@@ -207,23 +250,8 @@ class Session:
         return url[len(self.base):] if url.startswith(self.base) else url
 
     def _call(self, call: Callable[[], Any], what: str) -> Any:
-        """`call()` with Launchpad's refusals translated, and a few quick retries of what is
-        transient (waiting what Retry-After asks, at most 10 s): one flaky request should not
-        cost the activity attempt, and the pages it already read, a trip through Temporal's retry."""
-        delay = 0.5
-        for attempt in range(1, RETRIES + 1):
-            self.requests += 1
-            try:
-                with refusals(what):
-                    return call()
-            except SourceUnavailable as exc:
-                if attempt == RETRIES:
-                    raise
-                wait = min(exc.retry_after_s if exc.retry_after_s is not None else delay, 10.0)
-                log.info("%s; retrying in %.1fs (attempt %d of %d)", exc, wait, attempt + 1, RETRIES)
-                sleep(wait)
-                delay *= 2
-        raise AssertionError("unreachable")
+        self.requests += 1
+        return retrying(call, what)
 
     @staticmethod
     def _view(page: Any) -> PageView:

@@ -34,6 +34,14 @@ class LaunchpadQuery(Query):
 
     summary_fields = ("member", "data_date_start", "data_date_end", "service_root")
     member_field = "member"
+    window_fields = ("data_date_start", "data_date_end")
+
+    @classmethod
+    def expand_group(cls, group: str, settings, args: dict | None = None) -> list[str]:
+        """A Launchpad team's members (see `sources.launchpad.teams`)."""
+        from sources.launchpad.teams import team_members
+
+        return team_members(group, settings, args)
 
     def validate(self) -> None:
         if not NAME.match(self.member):

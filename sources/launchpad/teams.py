@@ -2,14 +2,19 @@
 
 `team.members` lists the members; some Launchpad versions (and `members_details`) hand back
 membership records instead, whose person is `membership.member` (a membership record has no
-`name` of its own). Both are handled. Anonymous login unless LP_CREDENTIALS_FILE names an
-OAuth credentials file (needed for private teams). Runs in the launcher, never in a workflow.
+`name` of its own). Both are handled. It logs in the one way the flows do (`client.login`,
+with LP_TIMEOUT, the credentials of LP_CREDENTIALS_FILE and the client's retries). Runs in
+the launcher (`LaunchpadQuery.expand_group`), never in a workflow.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from etl.core.errors import SourceError
 from etl.core.settings import Settings
+from sources.launchpad.client import Client, person_named, retrying
+from sources.launchpad.query import LaunchpadQuery
 
 
 def _name(entry) -> str:
@@ -17,41 +22,15 @@ def _name(entry) -> str:
     return person.name
 
 
-def team_members(service_root: str, team: str, settings: Settings) -> list[str]:
-    """The sorted Launchpad names of `team`'s members at `service_root` (production, staging or a URL)."""
-    import httplib2
-    from launchpadlib.launchpad import Launchpad
-    from lazr.restfulclient.errors import HTTPError
-
-    try:
-        if settings.lp_credentials_file:
-            lp = Launchpad.login_with(settings.lp_app_id, service_root, settings.lp_cache_dir,
-                                      credentials_file=settings.lp_credentials_file, version=settings.lp_api_version)
-        else:
-            lp = Launchpad.login_anonymously(settings.lp_app_id, service_root, settings.lp_cache_dir,
-                                             version=settings.lp_api_version)
-        try:
-            entry = lp.people[team]
-        except KeyError:
-            raise SourceError(f"Launchpad at {service_root} has no person or team named {team!r}; "
-                              "check the spelling (the name in the team's URL, not its display name)",
-                              status=404) from None
+def team_members(team: str, settings: Settings, args: dict[str, Any] | None = None) -> list[str]:
+    """The sorted Launchpad names of `team`'s members, at the service root `args` names (or LP_WEB_ROOT)."""
+    # Any valid window will do: only the service root, API version and application name are used.
+    query = LaunchpadQuery.from_dict({"data_date_start": "2000-01-01", "data_date_end": "2000-01-02",
+                                      **(args or {}), "member": team})
+    client = Client(query, settings)
+    with client as lp:
+        entry = person_named(lp, client.base, team)
         if not getattr(entry, "is_team", False):
             raise SourceError(f"{team!r} is a person, not a team; give a team name, or launch that "
                               "person's flows with --arg member=...")
-        return sorted({_name(m) for m in entry.members})
-    except HTTPError as exc:
-        raise SourceError(f"Launchpad at {service_root} refused to list team {team!r}: HTTP {exc.response.status}",
-                          status=exc.response.status) from None
-    except (OSError, httplib2.HttpLib2Error) as exc:
-        raise SourceError(f"cannot reach Launchpad at {service_root} to list team {team!r}: {exc}") from None
-
-
-def team_flow_specs(members: list[str], strategies: list[str], date_from: str, date_to: str,
-                    service_root: str | None = None) -> list:
-    """One flow per member x strategy over [date_from, date_to), in the `launchpad` query's terms."""
-    from etl.launch.flow_file import FlowSpec
-
-    extra = {"service_root": service_root} if service_root else {}
-    return [FlowSpec(strategy, {"member": member, "data_date_start": date_from, "data_date_end": date_to, **extra})
-            for member in members for strategy in strategies]
+        return retrying(lambda: sorted({_name(m) for m in entry.members}), f"the members of {team!r}")

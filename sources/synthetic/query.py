@@ -23,6 +23,9 @@ class SyntheticQuery(Query):
 
     summary_fields = ("count", "seed", "bad_rate")
 
+    def expected_records(self) -> int:
+        return self.count
+
     def validate(self) -> None:
         if self.count < 0:
             raise QueryError(self.name, "count", f"{self.count} is negative; give 0 or more")

@@ -7,10 +7,10 @@ import asyncio
 import signal
 import sys
 
-from etl.launch.fanout import FanOutPlan, child_of, submit_fanout
-from etl.workflows.fleet_io import FanOutInput, FanOutSummary
-from etl.launch.plan import plan_flow
 from etl.core.settings import PROJECT_ROOT
+from etl.launch.fanout import FanOutPlan, child_of, submit_fanout
+from etl.launch.plan import plan_flow
+from etl.workflows.fleet_io import FanOutInput, FanOutSummary
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
 from tests.fleet.conftest import run_script, script_env, synthetic_flows, write_flows

@@ -9,14 +9,16 @@ from types import SimpleNamespace
 import pytest
 
 from etl.core.errors import ConfigError
-from etl.workflows.fleet_io import ChildOutcome
-from etl.workflows.flow_io import FlowSummary
+from etl.core.settings import Settings
 from etl.launch.flow_file import FlowFileError, load_flow_file, plan_all
 from etl.launch.report import launch_note, summary_table
 from etl.launch.schedules import parse_interval, parse_overlap
-from etl.core.settings import Settings
-from sources.launchpad.teams import _name, team_flow_specs
+from etl.launch.teams import team_flow_specs
+from etl.workflows.fleet_io import ChildOutcome
+from etl.workflows.flow_io import FlowSummary
 from etl.workflows.windows import detect_window_args, windowed_args
+from sources.launchpad.query import LaunchpadQuery
+from sources.launchpad.teams import _name
 
 UTC = timezone.utc
 
@@ -59,26 +61,36 @@ def test_date_windows_floor_to_days_so_each_day_is_fetched_once():
     assert windowed_args({"count": 3}, "", "", "datetime", hours[0], hours[1]) == {"count": 3}
 
 
-def test_window_arguments_are_detected_by_name_and_type():
+def test_window_arguments_are_what_the_query_type_declares():
     @dataclass
     class Dates:
         member: str
         data_date_start: date
         data_date_end: date
+        window_fields = ("data_date_start", "data_date_end")
 
     @dataclass
     class Times:
         since: datetime | None
         until: datetime | None
+        window_fields = ("since", "until")
 
     @dataclass
-    class Neither:
-        start: int
-        count: int
+    class Undeclared:  # fields named like a window are not one unless the query says so
+        since: datetime
+        until: datetime
+
+    @dataclass
+    class Mixed:
+        since: date
+        until: int
+        window_fields = ("since", "until")
 
     assert detect_window_args(Dates) == ("data_date_start", "data_date_end", "date")
     assert detect_window_args(Times) == ("since", "until", "datetime")
-    assert detect_window_args(Neither) is None
+    assert detect_window_args(Undeclared) is None
+    with pytest.raises(TypeError, match="two date or two datetime fields"):
+        detect_window_args(Mixed)
 
 
 def test_intervals_and_overlaps():
@@ -96,8 +108,8 @@ def test_team_members_from_people_or_membership_records():
     person = SimpleNamespace(name="alice")
     membership = SimpleNamespace(member=SimpleNamespace(name="bob"))  # no `name` of its own
     assert [_name(person), _name(membership)] == ["alice", "bob"]
-    specs = team_flow_specs(["alice", "bob"], ["launchpad-bugs", "launchpad-questions"], "2024-01-01",
-                            "2024-02-01", service_root="staging")
+    specs = team_flow_specs(LaunchpadQuery, ["alice", "bob"], ["launchpad-bugs", "launchpad-questions"],
+                            "2024-01-01", "2024-02-01", {"service_root": "staging"})
     assert [(s.strategy, s.args["member"]) for s in specs] == [
         ("launchpad-bugs", "alice"), ("launchpad-questions", "alice"),
         ("launchpad-bugs", "bob"), ("launchpad-questions", "bob")]

@@ -7,8 +7,14 @@ import re
 
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
-from tests.fleet.conftest import (load_script, run_main_in_thread, run_script, script_env, synthetic_flows,
-                                  write_flows)
+from tests.fleet.conftest import (
+    load_script,
+    run_main_in_thread,
+    run_script,
+    script_env,
+    synthetic_flows,
+    write_flows,
+)
 
 
 async def count_runs(client, task_queue: str, workflow_type: str = "ETLFlow") -> int:

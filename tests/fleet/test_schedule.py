@@ -1,7 +1,7 @@
 """`scripts/schedule.py`: a 1-minute schedule whose runs extract consecutive windows.
 
 The schedule is created paused and triggered twice (a trigger is a tick on demand), so the test
-does not wait for the clock. A test-only source takes `since`/`until` and emits one event whose
+does not wait for the clock. A test-only source declares `since`/`until` as its window and emits one event whose
 id is its window, so the events table shows which window each run really extracted.
 """
 
@@ -24,12 +24,12 @@ class WindowQuery(Query):
     since: datetime
     until: datetime
     summary_fields = ("since", "until")
+    window_fields = ("since", "until")
 
 
 @pytest.fixture
 def window_source():
-    from etl.core import extract
-    from etl.core import query
+    from etl.core import extract, query
     from etl.core.extract import Page
     from sources.synthetic.flows.events import record
 

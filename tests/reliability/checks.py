@@ -19,8 +19,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
-from etl.store.db import Database
 from etl.runtime.history import histories
+from etl.store.db import Database
 
 
 def table_ids(db: Database) -> list[str]:

@@ -22,7 +22,13 @@ from etl.core import extract
 from etl.core.extract import Page
 from sources.synthetic.flows import events as synthetic
 from sources.synthetic.query import SyntheticQuery
-from tests.reliability.checks import assert_exact, reconcile, reject_reasons, replay, retried_activities
+from tests.reliability.checks import (
+    assert_exact,
+    reconcile,
+    reject_reasons,
+    replay,
+    retried_activities,
+)
 
 SEED = 90
 COUNT = 20_000

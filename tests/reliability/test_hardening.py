@@ -14,12 +14,12 @@ import psycopg2.extensions
 import pytest
 from psycopg2 import sql
 
-from etl.store.db import Database, RejectRow
 from etl.core.errors import ConfigError
 from etl.core.models import Event
-from etl.store.schema import Tables
 from etl.core.settings import PROJECT_ROOT, Settings, settings_from_env
 from etl.devstack.servers import free_port
+from etl.store.db import Database, RejectRow
+from etl.store.schema import Tables
 from etl.store.staging import Staging
 from tests.workers import WorkerProcess
 
@@ -120,11 +120,10 @@ LOOPBACK = {"127.0.0.1", "::1"}
 
 
 def test_fixture_services_and_the_codec_server_bind_loopback_by_default():
+    from etl.runtime.codec import EncryptionCodec
     from sources.github.fixture.server import GitHubFixture
     from sources.launchpad.fixture import FixtureService
     from tests.reliability.test_secrets import load_codec_server
-
-    from etl.runtime.codec import EncryptionCodec
 
     with GitHubFixture() as gh, FixtureService() as lp:
         assert gh._httpd.server_address[0] == "127.0.0.1" and gh.url.startswith("http://127.0.0.1:")  # noqa: SLF001

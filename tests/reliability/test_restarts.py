@@ -21,10 +21,10 @@ import pytest
 import pytest_asyncio
 from temporalio.service import RPCError
 
-from etl.store.db import Database
-from etl.launch.plan import plan_flow, start_flow
 from etl.core.settings import Settings, settings_from_env
 from etl.devstack.servers import EmbeddedPostgres, TemporalDevServer, private_stack
+from etl.launch.plan import plan_flow, start_flow
+from etl.store.db import Database
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
 from tests.reliability.checks import assert_exact, reconcile, replay, wait_for_extracted

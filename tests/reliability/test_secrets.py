@@ -29,7 +29,12 @@ from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
 from tests.flows import FlowRunner
 from tests.reliability.checks import assert_exact, reconcile, replay
-from tests.reliability.test_source_faults import GH_REPOS, GH_SINCE, GH_UNTIL, github_expected
+from tests.reliability.test_source_faults import (
+    GH_REPOS,
+    GH_SINCE,
+    GH_UNTIL,
+    github_expected,
+)
 
 
 def load_codec_server():
@@ -88,9 +93,9 @@ async def test_no_secret_reaches_history_memo_or_search_attributes(stack, table_
     with GitHubFixture(seed=3, repos=GH_REPOS[:1], max_per_page=5, require_token=token) as gh, \
             FixtureService(seed=0) as lp:
         settings = stack.settings.replace(
-            events_table=table_name, github_api_url=gh.url, github_token=token, db_password=password,
-            encryption_key=key, lp_web_root=lp.root, lp_credentials_file=credentials,
-            lp_cache_dir=str(tmp_path / "lp"))
+            events_table=table_name, db_password=password, encryption_key=key).with_env(
+            GITHUB_API_URL=gh.url, GITHUB_TOKEN=token, LP_WEB_ROOT=lp.root, LP_CREDENTIALS_FILE=credentials,
+            LP_CACHE_DIR=str(tmp_path / "lp"))
         needles = {"GITHUB_TOKEN": token, "ETL_ENCRYPTION_KEY": key, "DB_PASSWORD": password,
                    "LP_CREDENTIALS_FILE path": credentials, "LP OAuth token": "fixture-token",
                    "LP OAuth secret": "fixture-secret"}

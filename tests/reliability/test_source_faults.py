@@ -66,7 +66,7 @@ async def test_github_flows_survive_20pct_faults(client, stack, table_name, task
     plan = ChaosPlan(RATE, chaos_seed, STALL_S)
     with GitHubFixture(seed=chaos_seed % 97, repos=GH_REPOS, max_per_page=5, require_token=TOKEN) as gh:
         make_chaotic(gh._httpd, plan)  # noqa: SLF001 - the fixture keeps its server private
-        settings = stack.settings.replace(events_table=table_name, github_api_url=gh.url, github_token=TOKEN)
+        settings = stack.settings.replace(events_table=table_name).with_env(GITHUB_API_URL=gh.url, GITHUB_TOKEN=TOKEN)
         flows = [(strategy, {"owner": name.split("/")[0], "repo": name.split("/")[1],
                              "since": GH_SINCE.isoformat(), "until": GH_UNTIL.isoformat()})
                  for name in GH_REPOS for strategy in GH_FLOWS]
@@ -94,8 +94,8 @@ async def test_launchpad_flows_survive_20pct_faults(client, stack, table_name, t
     plan = ChaosPlan(RATE, chaos_seed, STALL_S)
     with FixtureService(seed=0) as lp:
         make_chaotic(lp._server, plan)  # noqa: SLF001 - the fixture keeps its server private
-        settings = stack.settings.replace(events_table=table_name, lp_web_root=lp.root, lp_timeout=TIMEOUT_S,
-                                          lp_cache_dir=str(tmp_path / "lp"))
+        settings = stack.settings.replace(events_table=table_name).with_env(
+            LP_WEB_ROOT=lp.root, LP_TIMEOUT=str(TIMEOUT_S), LP_CACHE_DIR=str(tmp_path / "lp"))
         flows = [(strategy, {"member": member, "data_date_start": START.date().isoformat(),
                              "data_date_end": END.date().isoformat()})
                  for member in LP_MEMBERS for strategy in FLOWS]

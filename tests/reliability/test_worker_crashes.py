@@ -18,7 +18,13 @@ import pytest
 from etl.launch.plan import plan_flow, start_flow
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
-from tests.reliability.checks import assert_exact, reconcile, replay, retried_activities, wait_for_extracted
+from tests.reliability.checks import (
+    assert_exact,
+    reconcile,
+    replay,
+    retried_activities,
+    wait_for_extracted,
+)
 from tests.workers import WorkerProcess
 
 COUNT = 100_000

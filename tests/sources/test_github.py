@@ -243,7 +243,7 @@ def test_the_fixture_runs_standalone_on_loopback():
 @pytest.fixture
 def settings(stack, table_name, github):
     """The suite's settings (see conftest), pointed at this test's fixture GitHub, with a token."""
-    return stack.settings.replace(events_table=table_name, github_api_url=github.url, github_token=TOKEN)
+    return stack.settings.replace(events_table=table_name).with_env(GITHUB_API_URL=github.url, GITHUB_TOKEN=TOKEN)
 
 
 def loaded(db) -> set[tuple]:

@@ -201,7 +201,7 @@ def test_injected_failures_change_nothing(lp_faulty, tmp_path, flow):
 
 def test_a_missing_member_fails_at_once_naming_it(lp, tmp_path):
     before = lp.stats["requests"]
-    with pytest.raises(SourceError, match="no person named 'nobody-here'") as caught:
+    with pytest.raises(SourceError, match="no person or team named 'nobody-here'") as caught:
         pages("launchpad-bugs", "nobody-here", lp_settings(lp, tmp_path))
     assert caught.value.status == 404 and lp.stats["requests"] - before <= 3
 
@@ -285,7 +285,7 @@ def test_the_fixture_runs_standalone_on_loopback():
 @pytest.fixture
 def settings(stack, table_name, lp, tmp_path):
     """The suite's settings, with the worker pointed at the fixture (conftest's `run_flow` uses these)."""
-    return stack.settings.replace(events_table=table_name, lp_web_root=lp.root, lp_cache_dir=str(tmp_path / "lp"))
+    return stack.settings.replace(events_table=table_name).with_env(LP_WEB_ROOT=lp.root, LP_CACHE_DIR=str(tmp_path / "lp"))
 
 
 def table(db) -> set[tuple]:
