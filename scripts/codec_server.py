@@ -19,50 +19,25 @@ import asyncio
 import json
 import logging
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from etl.kit.loopback import LoopbackServer, Reply, Request  # noqa: E402 - after the path is set
+
 log = logging.getLogger("codec_server")
 
-MAX_BODY = 32 * 1024 * 1024
-"""Largest request accepted (a history page of payloads is far smaller)."""
 
-
-class CodecServer:
+class CodecServer(LoopbackServer):
     """`codec`'s encode and decode over HTTP on host:port, from a daemon thread (`start`/`stop`)."""
+
+    name = "ETLCodecServer"
 
     def __init__(self, codec, host: str = "127.0.0.1", port: int = 8081, origins: tuple[str, ...] = ()):
         self.codec = codec
         self.origins = tuple(o.rstrip("/") for o in origins)
-        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self._httpd.server_address[:2]
-
-    @property
-    def url(self) -> str:
-        return "http://%s:%d" % self.address
-
-    def start(self) -> "CodecServer":
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="codec-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever()
-
-    def stop(self) -> None:
-        if self._thread:
-            self._httpd.shutdown()
-            self._thread.join()
-        self._httpd.server_close()
+        super().__init__(host, port)
 
     def transcode(self, operation: str, body: bytes) -> bytes:
         """`body` (JSON Payloads) encoded or decoded by the codec, as JSON Payloads."""
@@ -75,70 +50,38 @@ class CodecServer:
         result = asyncio.run(run(list(payloads.payloads)))
         return json_format.MessageToJson(Payloads(payloads=result)).encode()
 
+    def handle(self, request: Request) -> Reply:
+        reply = self._answer(request)
+        origin = request.headers.get("Origin")
+        if origin and origin.rstrip("/") in self.origins:
+            reply.headers.update({
+                "Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, X-Namespace, Authorization",
+                "Access-Control-Allow-Credentials": "true", "Access-Control-Max-Age": "600", "Vary": "Origin"})
+        log.debug("%s %s -> %d", request.method, request.path, reply.status)
+        return reply
 
-def _handler(server: CodecServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "ETLCodecServer"
+    def _answer(self, request: Request) -> Reply:
+        origin = request.headers.get("Origin")
+        if origin and origin.rstrip("/") not in self.origins:
+            return _error(403, f"origin {origin} is not allowed; start the server with --origin {origin}")
+        if request.method == "OPTIONS":
+            return Reply(204, b"", {"Content-Type": "text/plain"})
+        if request.method != "POST":
+            return _error(405, "the codec server answers POST /encode and POST /decode")
+        operation = request.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        if operation not in ("encode", "decode"):
+            return _error(404, "POST /encode or /decode (optionally under /{namespace}/)")
+        try:
+            answer = self.transcode(operation, request.body)
+        except Exception as exc:  # noqa: BLE001 - a bad request or a wrong key: say which
+            log.warning("%s failed: %s", operation, exc)
+            return _error(400, f"cannot {operation}: {exc}")
+        return Reply(200, answer, {"Content-Type": "application/json"})
 
-        def _operation(self) -> str | None:
-            last = self.path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-            return last if last in ("encode", "decode") else None
 
-        def _cors(self) -> None:
-            origin = self.headers.get("Origin")
-            if origin and origin.rstrip("/") in server.origins:
-                self.send_header("Access-Control-Allow-Origin", origin)
-                self.send_header("Access-Control-Allow-Methods", "POST, OPTIONS")
-                self.send_header("Access-Control-Allow-Headers", "Content-Type, X-Namespace, Authorization")
-                self.send_header("Access-Control-Allow-Credentials", "true")
-                self.send_header("Access-Control-Max-Age", "600")
-                self.send_header("Vary", "Origin")
-
-        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-            self.send_response(status)
-            self._cors()
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _error(self, status: int, message: str) -> None:
-            self._send(status, json.dumps({"message": message}).encode())
-
-        def do_OPTIONS(self) -> None:  # noqa: N802 - the stdlib's name
-            origin = self.headers.get("Origin")
-            if origin and origin.rstrip("/") not in server.origins:
-                return self._error(403, f"origin {origin} is not allowed; start the server with --origin {origin}")
-            self._send(204, b"", "text/plain")
-
-        def do_POST(self) -> None:  # noqa: N802
-            operation = self._operation()
-            if operation is None:
-                return self._error(404, "POST /encode or /decode (optionally under /{namespace}/)")
-            origin = self.headers.get("Origin")
-            if origin and origin.rstrip("/") not in server.origins:
-                return self._error(403, f"origin {origin} is not allowed; start the server with --origin {origin}")
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                return self._error(400, "Content-Length is not a number")
-            if length > MAX_BODY:
-                return self._error(413, f"body of {length} bytes is over the {MAX_BODY} byte limit")
-            body = self.rfile.read(length)
-            try:
-                answer = server.transcode(operation, body)
-            except Exception as exc:  # noqa: BLE001 - a bad request or a wrong key: say which
-                log.warning("%s failed: %s", operation, exc)
-                return self._error(400, f"cannot {operation}: {exc}")
-            self._send(200, answer)
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._error(405, "the codec server answers POST /encode and POST /decode")
-
-        def log_message(self, format: str, *args) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
-
-    return Handler
+def _error(status: int, message: str) -> Reply:
+    return Reply(status, json.dumps({"message": message}).encode(), {"Content-Type": "application/json"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """Scaffold a new source, or check and repair an existing one.
 
-    python scripts/new.py SOURCE [FLOW ...] [--dry-run]
+    python scripts/new.py SOURCE [FLOW ...] [--template project|person] [--dry-run]
 
-A new source gets the shape every source has: sources/SOURCE/ (query.py with a
-@query_type("SOURCE") query, flows/FLOW.py with @extract_method("SOURCE-FLOW"), README.md)
-and tests/sources/test_SOURCE.py. Each flow yields a small SAMPLE page, so it runs end to end
-and its test passes at once; then fill in two things: the query and the extract method.
-With no FLOW a new source gets one flow, `events`.
+A new source gets the shape every source has: sources/SOURCE/ (settings.py with its
+SOURCE_TOKEN and SOURCE_API_URL, client.py on the kit's HTTP client, query.py with a
+@query_type("SOURCE") query, flows/FLOW.py with @extract_method("SOURCE-FLOW"), fixture/ with
+a sample API on loopback, README.md) and tests/sources/test_SOURCE.py, which runs every flow
+through ETLFlow and StreamingETLFlow against the fixture with faults injected. It passes at
+once; then make the fixture, the query and each flow the real API's. With no FLOW a new source
+gets one flow, `events`. `--template person` makes a query of one member and a window of days
+(like Launchpad's: the member search attribute, team expansion); `project` (the default) one
+project and a time window (like GitHub's).
 
 On an existing source it adds the flows named, reports what is missing or broken, and
 repairs only files that are still the untouched sample (after a timestamped backup,
 FILE.bak.YYYYmmdd-HHMMSS); a file with real work in it is never changed.
 
-Exit status: 0 healthy (or made so), 1 problems left to fix by hand, 2 a name refused.
+Exit status: 0 nothing broken (TODOs left are listed), 1 problems left to fix by hand, 2 a name refused.
 """
 
 from __future__ import annotations
@@ -35,12 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", metavar="SOURCE", help="the source's name, e.g. acme (a package under sources/)")
     parser.add_argument("flows", metavar="FLOW", nargs="*",
                         help="flows to create or check, e.g. issues pull_requests (strategies SOURCE-FLOW)")
+    parser.add_argument("--template", choices=("project", "person"), default="project",
+                        help="a new source's shape: project (a project and a time window, like github) or person "
+                             "(a member and a window of days, like launchpad); default project")
     parser.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     opts = parser.parse_args(argv)
 
     from etl.scaffold.command import scaffold
 
-    return scaffold(ROOT, opts.source, opts.flows, dry_run=opts.dry_run)
+    return scaffold(ROOT, opts.source, opts.flows, dry_run=opts.dry_run, template=opts.template)
 
 
 if __name__ == "__main__":

@@ -27,18 +27,22 @@ The flow's only worker process is killed with SIGKILL three times, at points dra
 seed: a progress threshold in each part of the run plus a random delay, so kills land in
 extract, transform, load, between activities and around continue-as-new (the history budget
 is small on purpose). After each kill a new worker process starts; Temporal notices the dead
-one when its activities stop heartbeating (heartbeat timeout 3 s) and retries them there.
-Batch loads are idempotent (`INSERT ... ON CONFLICT DO NOTHING` from staging, with a ledger
-that answers a repeated load with its first counts); a streaming chunk resumes from its last
-heartbeated cursor, and the pages after it are loaded again and counted as duplicates skipped.
-Once the flow has finished, it is launched again with the same query, as an operator who saw
-the failures might: nothing new may load."""),
+one when its activities stop heartbeating (the default heartbeat timeout, 8 s; activities beat
+every 2 s while they progress) and retries them there. Every page commits together with its
+resume point (a streaming chunk's cursor, a batch extract's progress), so a retry starts after
+the last committed page whatever the heartbeats managed to send: what a kill costs is the page
+that was in flight (or the one transaction of a batch's transform or load), never a committed
+page again. Batch loads are idempotent (`INSERT ... ON CONFLICT DO NOTHING` from staging, with a
+ledger that answers a repeated load with its first counts). Once the flow has finished, it is
+launched again with the same query, as an operator who saw the failures might: nothing new may
+load. Per kill: the seconds until the next commit on the new worker."""),
     ("postgres", "PostgreSQL restarts", """\
 PostgreSQL is stopped mid-run and started again, twice per run: once cleanly (`pg_ctl -m fast`,
 which ends every connection) and once as a crash (`-m immediate`, then crash recovery), down
-for a random 0.5-4 s each time. The worker's pool throws away its broken connections and is
-rebuilt (counted as pool recreations); work that failed meanwhile is retried, in the database
-layer with backoff and then by Temporal. These cases run on a private stack so the shared
+for a random 0.5-4 s each time. The worker replaces each broken connection on its own (idle
+ones are pinged before reuse; transactions on healthy connections go on); work that failed
+meanwhile is retried, in the database layer with backoff for up to `DB_RETRY_S` (30 s) and then
+by Temporal. These cases run on a private stack so the shared
 test servers are never stopped."""),
     ("temporal", "Temporal server restarts", """\
 The Temporal dev server is stopped mid-run and started again on the same SQLite file, twice per
@@ -59,6 +63,16 @@ One record in a hundred is malformed, cycling through every kind below, from a t
 registered for the test. Each either lands in the rejects table with a reason that says what
 was wrong, or loads exactly as given (checked field by field); no activity fails. The reasons
 found are counted below; `duplicate` records are yielded twice and skipped once."""),
+    ("poison", "Bad values", """\
+One poison record, of each kind that used to wedge a worker, stall a flow for the whole retry
+span or be silently changed, hidden at record 12,345 of a 20,000-record run, batch and streaming,
+while a healthy 4,000-record flow runs on the same worker: `\\u0000` spelled out in an id, a
+name or a title (it used to raise `StopIteration` into asyncio and hang the activity for good);
+a record whose own methods raise; times at the edge of the calendar (an `OverflowError` retried
+for ~44 minutes); keys that are not text (`1` beside `"1"`, `None`); properties that are `[]`,
+`0` or `""`; zones in the wrong case. Each is rejected with its reason, or loads exactly as given
+(zones under their canonical name); no activity is retried; both flows complete. Every case
+fails on the code before issue 12 (`tests/reliability/test_poison_pills.py`)."""),
     ("secrets", "Secrets stay out of Temporal", """\
 With `GITHUB_TOKEN`, `LP_CREDENTIALS_FILE` (and the OAuth token inside it), `DB_PASSWORD` and
 `ETL_ENCRYPTION_KEY` set, GitHub, Launchpad (private bugs, through the credentials) and
@@ -72,8 +86,9 @@ because the server indexes them, and they hold only the query's summary. A clien
 key, or with another key, cannot read the results; the codec server decodes them, for the UI's
 origin only."""),
     ("hardening", "Input hardening", """\
-`EVENTS_TABLE` must be a plain identifier (letters, digits, underscores, at most 48 characters)
-wherever it is given: environment, `Settings.replace`, `Tables`. Values reach PostgreSQL only as
+`EVENTS_TABLE` must be a plain identifier (letters, digits, underscores, at most 48 characters,
+matched whole), neither a PostgreSQL system name (`pg_*`) nor another events table's companion
+(`*_rejects`, `*_staged`, ...) wherever it is given: environment, `Settings.replace`, `Tables`. Values reach PostgreSQL only as
 parameters or escaped COPY data: ids and fields such as `'); DROP TABLE ...; --`, `\\N`, `\\.`,
 `%s`, tabs and newlines load byte for byte on both load paths; LIKE patterns are escaped;
 database credentials are percent-encoded, so a password cannot change the host we connect
@@ -154,7 +169,8 @@ def _size(size: dict) -> str:
 
 def _ok(case: dict) -> bool:
     f = case.get("figures", {})
-    sound = all(f.get(k, 0) == 0 for k in ("lost", "doubled", "unexpected")) and f.get("reconciled", True)
+    sound = (all(f.get(k, 0) == 0 for k in ("lost", "doubled", "unexpected", "staging_rows"))
+             and f.get("reconciled", True))
     return case.get("outcome") == "passed" and sound and f.get("secrets_found", 0) == 0
 
 
@@ -162,7 +178,8 @@ def _details(case_id: str, case: dict) -> list[str]:
     f = case.get("figures", {})
     lines = []
     if f.get("kills"):
-        kills = "; ".join(f"after {k['after_extracted']:,} extracted (+{k['delay_s']} s, {k['stage']})"
+        kills = "; ".join(f"after {k['after_extracted']:,} extracted (+{k['delay_s']} s, {k['stage']}"
+                          + (f"; progress again {k['to_progress_s']} s later" if k.get("to_progress_s") else "") + ")"
                           for k in f["kills"])
         relaunch = (f"; launched again afterwards, it loaded {f['relaunch_loaded']:,} events"
                     if "relaunch_loaded" in f else "")
@@ -171,7 +188,8 @@ def _details(case_id: str, case: dict) -> list[str]:
     if f.get("restarts"):
         restarts = "; ".join(f"{r.get('mode') or r.get('how')} after {r['after_extracted']:,} extracted, down "
                              f"{r['down_s']} s" for r in f["restarts"])
-        extra = f", pool rebuilt {f['pool_recreations']} times" if "pool_recreations" in f else ""
+        extra = (f", pool rebuilt {f['pool_recreations']} times" if "pool_recreations" in f
+                 else f", {f['connections_replaced']} connections replaced" if "connections_replaced" in f else "")
         lines.append(f"- `{case_id}`: {restarts}{extra}.")
     if f.get("faults"):
         faults = dict(f["faults"])
@@ -216,14 +234,21 @@ def render(data: dict) -> str:
         "## Nothing lost, nothing doubled",
         "",
         "*expected*: the exact event ids the flows must load, computed from the source's ground truth; "
-        "*lost*: expected ids missing from the table; *doubled*: rows beyond one per id; "
+        "*lost*: expected ids missing from the table; *doubled*: rows loaded twice however they hide: "
+        "rows beyond one per id, or more rows counted as inserted by every run and attempt added up "
+        "(the loads ledger, written in each load's own transaction) than the table holds; "
+        "*re-done*: records of pages committed more than once (a page in flight at a fault is read "
+        "again but was never committed); *to progress*: the longest time from a fault to the next "
+        "commit; *staging left*: bytes of rows left in the staging tables (pages, staged events, "
+        "resume points) after the case; "
         "*reconciled*: for every flow, extracted = loaded + rejected + duplicates skipped, the rows "
         "equal what was loaded (plus, streaming after a crash, pages loaded again), and the rejects "
         "table holds exactly the malformed records; *runs*: workflow runs, continue-as-new included; "
         "*replayed*: runs whose histories replayed against today's workflow code.",
         "",
-        "| case | flow | injected | size | runs | replayed | expected | lost | doubled | reconciled | result |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| case | flow | injected | size | runs | replayed | expected | lost | doubled | re-done | to progress "
+        "| staging left | reconciled | result |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case_id, case in sorted(cases.items()):
         f = case.get("figures", {})
@@ -233,7 +258,10 @@ def render(data: dict) -> str:
             f"`{case_id}`", case.get("flow", ""), case.get("injected", "").replace("|", "/"),
             _size(case.get("size", {})), _n(f.get("runs")), _n(f.get("replayed_runs")), _n(f.get("expected_events")),
             _n(f.get("lost")),
-            _n(f.get("doubled")), _n(f.get("reconciled")), "passed" if _ok(case) else "**FAILED**"]) + " |")
+            _n(f.get("doubled")), _n(f.get("rework_records", "-")),
+            f"{f['to_progress_s']} s" if f.get("to_progress_s") is not None else "-",
+            f"{f['staging_bytes']:,} B" if "staging_bytes" in f else "-",
+            _n(f.get("reconciled")), "passed" if _ok(case) else "**FAILED**"]) + " |")
     out += ["", "## The cases", ""]
     for prefix, title, text in SECTIONS:
         mine = {k: v for k, v in sorted(cases.items()) if k.startswith(prefix)}

@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - a refusal from Temporal or the database, never a traceback
+        print(f"error: {type(exc).__name__}: {str(exc)[:500]}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,10 +5,19 @@
     python scripts/run_queue.py --team TEAM [--source launchpad] --from 2024-01-01 --to 2024-02-01 [--strategies a,b]
     python scripts/run_queue.py FILE --durable [--no-wait]
 
-FILE is JSON or YAML: a list of {strategy: NAME, args: {...}} (optionally `streaming: true`).
+FILE is JSON or YAML: a list of {strategy: NAME, args: {...}} (optionally `streaming: true`),
+e.g. (README, "The flow file"):
+
+    - strategy: launchpad-bugs
+      args: {member: alice, data_date_start: 2024-01-01, data_date_end: 2024-02-01}
+    - strategy: launchpad-questions
+      args: {member: alice, data_date_start: 2024-01-01, data_date_end: 2024-02-01}
+      streaming: true
+
 Every flow is validated before any starts. A progress bar counts finished flows; the end is
-a table (status, events loaded, rejects, duration per flow, and totals). The exit status is 1
-when any flow failed (they are listed), 2 when the input is wrong.
+a table (status, events loaded, duplicates (events already in the table, skipped), rejects,
+duration per flow, and totals). The exit status is 1 when any flow failed (they are listed),
+2 when the input is wrong.
 
 Running it again is safe. Each flow's workflow id is derived from its strategy and its
 arguments (its dates included), so the same file names the same flows:
@@ -119,12 +128,13 @@ async def launch_durable(client, settings, plans: list, opts: argparse.Namespace
 
     from etl.launch.fanout import plan_fanout, submit_fanout, watch_fanout
     from etl.launch.plan import ui_link
+    from etl.launch.report import plural
     from etl.workflows.failure_text import root_message
 
     task_queue = opts.task_queue or settings.task_queue
     plan = plan_fanout(client, plans, concurrency=opts.concurrency, task_queue=task_queue, source=source)
     handle, note = await submit_fanout(client, plan)
-    line = f"FanOutFlow {plan.workflow_id}: {note}; {len(plans)} flows on task queue {task_queue!r}"
+    line = f"FanOutFlow {plan.workflow_id}: {note}; {plural(len(plans), 'flow')} on task queue {task_queue!r}"
     if note not in ("attached", "already completed"):  # otherwise it runs with the concurrency it started with
         line += f", {opts.concurrency} at a time"
     if not opts.json:
@@ -146,10 +156,12 @@ async def launch_durable(client, settings, plans: list, opts: argparse.Namespace
             return 1
         bar.n = len(summary.children)
         bar.refresh()
-    return report(summary.children, opts.json, note=line, elapsed_s=summary.duration_s)
+    # The note line was printed above, before the bar: the table follows without repeating it.
+    return report(summary.children, opts.json, note=line, elapsed_s=summary.duration_s, note_shown=True)
 
 
-def report(outcomes: list, as_json: bool, note: str | None = None, elapsed_s: float | None = None) -> int:
+def report(outcomes: list, as_json: bool, note: str | None = None, elapsed_s: float | None = None,
+           note_shown: bool = False) -> int:
     from etl.launch import report as queue_report
 
     failed = any(o.status != "completed" for o in outcomes)
@@ -159,7 +171,8 @@ def report(outcomes: list, as_json: bool, note: str | None = None, elapsed_s: fl
             data["note"] = note
         print(json.dumps(data))
     else:
-        print(note or queue_report.launch_note(outcomes))
+        if not note_shown:
+            print(note or queue_report.launch_note(outcomes))
         print(queue_report.summary_table(outcomes, elapsed_s))
         if failed:
             print(queue_report.failures(outcomes), file=sys.stderr)

@@ -11,7 +11,9 @@ schedule is created). The window goes into each flow's window arguments, found b
 (Launchpad's data_date_start/data_date_end, or since/until) or given with --window-args;
 date arguments get both ends floored to dates, so an hourly schedule fetches each day once,
 in the run that crosses midnight. A flow without window arguments runs as given every time.
-A run in which any flow fails fails, and the next run covers its window again.
+A run in which any flow fails fails, and the next run covers its window again. A run whose
+every window is empty runs nothing: `describe` lists it as `skipped`. Each run's window is in
+its memo (`window`), and each flow's real window in the flow's memo, EtlQuery and summary.
 
 Overlap (a tick while the previous run still runs), --overlap: skip (default: the tick is
 dropped; the next window starts where the last successful one ended, so nothing is lost),
@@ -60,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("id")
         if name in ("pause", "unpause"):
-            cmd.add_argument("--note", help="why (shown with the schedule)")
+            cmd.add_argument("--note", help="why (shown with the schedule, after the note given at creation)")
     return parser
 
 
@@ -108,7 +110,9 @@ def show(data, as_json: bool) -> None:
             print("recent_runs:")
             for run in value:
                 window = " .. ".join(run.get("window") or []) or "-"
-                print(f"  {run['workflow_id']}  {run['status']:10} window {window}"
+                n = run.get("skipped_flows") or 0
+                skipped = f"  {n} flow{'' if n == 1 else 's'} skipped (empty window)" if n else ""
+                print(f"  {run['workflow_id']}  {run['status']:10} window {window}{skipped}"
                       f"{'  ' + run['error'] if run.get('error') else ''}")
         else:
             print(f"{key:20} {value}")
@@ -118,7 +122,7 @@ async def run(opts) -> int:
     from temporalio.service import RPCError, RPCStatusCode
 
     from etl.core.settings import load_settings
-    from etl.launch.schedule_view import describe_schedule, list_schedules
+    from etl.launch.schedule_view import describe_schedule, list_schedules, pause_note
     from etl.runtime.client import connect
 
     settings = load_settings()
@@ -138,10 +142,11 @@ async def run(opts) -> int:
             await handle.delete()
         elif opts.command == "trigger":
             await handle.trigger()
-        elif opts.command == "pause":
-            await handle.pause(note=opts.note)
-        else:
-            await handle.unpause(note=opts.note)
+        elif opts.command in ("pause", "unpause"):
+            # Temporal replaces the schedule's note with the pause note: keep the creation note in it.
+            created = (await (await handle.describe()).memo()).get("note")
+            note = pause_note(created, f"{opts.command}d", opts.note)
+            await (handle.pause(note=note) if opts.command == "pause" else handle.unpause(note=note))
         print(f"{opts.command}{'d' if opts.command.endswith('e') else 'ed'} schedule {opts.id}")
         return 0
     except RPCError as exc:

@@ -1,16 +1,22 @@
 """Record the histories the replay tests check workflow code against.
 
-    python -m tests.record_histories
+    python -m tests.record_histories [NAME ...]
 
 Runs representative flows on a private stack and writes every run's history to
-tests/histories/. Re-record only on purpose: a workflow change that cannot replay these
-histories would break flows already running in users' clusters.
+tests/histories/ (only the named cases when names are given, e.g. `versioned-batch`).
+Re-record only on purpose: a workflow change that cannot replay these histories would
+break flows already running in users' clusters.
+
+The `versioned-*` cases run on a worker that is a version of a Worker Deployment, as every
+fleet worker is, so their histories carry the versioning behaviour each workflow declares
+(a workflow task completed by a versioned worker records its deployment version and behaviour).
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -47,43 +53,81 @@ CASES = [
 ]
 
 
-def _children(settings, count: int) -> list:
-    plans = [plan_flow(settings, "synthetic-events", {"count": 500, "seed": 100 + n}, task_queue="record")
+#: Run on a versioned worker (see the docstring): (name, workflow, input).
+VERSIONED_CASES = [
+    ("versioned-batch", "ETLFlow", ETLFlowInput("synthetic", "synthetic-events",
+                                                {"count": 2000, "seed": 11, "bad_rate": 0.05, "page_size": 250},
+                                                batch_size=500, history_budget=40)),
+    ("versioned-streaming", "StreamingETLFlow", ETLFlowInput(
+        "synthetic", "synthetic-events", {"count": 3000, "seed": 12, "page_size": 200}, chunk_count=3,
+        pages_per_call=2, history_budget=40)),
+    ("versioned-fanout", "FanOutFlow", lambda settings: FanOutInput(
+        flows=_children(settings, 2, "record-versioned"), concurrency=2)),
+]
+
+
+def _children(settings, count: int, task_queue: str = "record") -> list:
+    plans = [plan_flow(settings, "synthetic-events", {"count": 500, "seed": 100 + n}, task_queue=task_queue)
              for n in range(count)]
     return [child_of(plan) for plan in plans]
 
 
-async def record(root: Path) -> None:
+async def record(root: Path, only: set[str] | None = None) -> None:
     with private_stack(root) as (_, _, env):
         try:
-            await _record(settings_from_env({**env, "EVENTS_TABLE": "recorded"}))
+            await _record(settings_from_env({**env, "EVENTS_TABLE": "recorded"}), only)
         finally:
             Database.close_all()
 
 
-async def _record(settings) -> None:
+async def _record(settings, only: set[str] | None = None) -> None:
     client = await connect(settings)
     HERE.mkdir(exist_ok=True)
     for old in HERE.glob("*.json"):
-        old.unlink()
+        if only is None or old.stem.rsplit("-run", 1)[0] in only:
+            old.unlink()
+    plain = [case for case in CASES if only is None or case[0] in only]
+    versioned = [case for case in VERSIONED_CASES if only is None or case[0] in only]
     async with FlowRunner(client, settings, "record") as _:
-        for name, workflow, inp in CASES:
-            wid = name  # the replay test gives each history this id back (child ids derive from it)
-            if callable(inp):
-                inp = inp(settings)
-            try:
-                await client.execute_workflow(workflow, inp, id=wid, task_queue="record")
-            except Exception as exc:  # noqa: BLE001 - failing flows are recorded too
-                print(f"{name}: failed as intended ({type(exc).__name__})")
-            for n, history in enumerate(await histories(client, wid)):
-                (HERE / f"{name}-run{n}.json").write_text(history.to_json())
-                print(f"{name}: run {n}: {len(history.events)} events")
+        await _run_cases(client, settings, plain, "record")
+    if versioned:
+        await _record_versioned(client, settings, versioned)
+
+
+async def _record_versioned(client, settings, cases) -> None:
+    from temporalio.common import WorkerDeploymentVersion
+
+    from etl.runtime.versioning import Deployment
+    from etl.runtime.worker import build_worker
+
+    version = WorkerDeploymentVersion("record", "recorded")
+    worker = build_worker(client, settings, task_queue="record-versioned", concurrency=4,
+                          kinds=("batch", "streaming"), version=version)
+    async with worker:
+        deployment = Deployment(client, version.deployment_name)
+        await deployment.wait_for_pollers(version.build_id, ["record-versioned"])
+        await deployment.set_current(version.build_id)
+        await _run_cases(client, settings, cases, "record-versioned")
+
+
+async def _run_cases(client, settings, cases, task_queue: str) -> None:
+    for name, workflow, inp in cases:
+        wid = name  # the replay test gives each history this id back (child ids derive from it)
+        if callable(inp):
+            inp = inp(settings)
+        try:
+            await client.execute_workflow(workflow, inp, id=wid, task_queue=task_queue)
+        except Exception as exc:  # noqa: BLE001 - failing flows are recorded too
+            print(f"{name}: failed as intended ({type(exc).__name__})")
+        for n, history in enumerate(await histories(client, wid)):
+            (HERE / f"{name}-run{n}.json").write_text(history.to_json())
+            print(f"{name}: run {n}: {len(history.events)} events")
 
 
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="etl-record-"))
     try:
-        asyncio.run(record(root))
+        asyncio.run(record(root, set(sys.argv[1:]) or None))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

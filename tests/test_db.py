@@ -57,7 +57,7 @@ def test_pool_recovers_after_every_backend_is_killed(db, stack):
 
     assert db.insert_events_batch(make_events(20, seed=2)) == 10
     after = db.get_pool_status()
-    assert after["recreations"] == before["recreations"] + 1
+    assert after["replaced"] >= before["replaced"] + 1
     assert after["in_use"] == 0 and after["max"] == db.settings.db_max_conn
 
 

@@ -80,19 +80,23 @@ def project(generation, tmp_path: Path) -> Path:
 
 def test_new_source_has_the_shape_of_every_source_and_says_what_to_fill_in(generation):
     root, result = generation
-    for name in ("sources/acme/__init__.py", QUERY, "sources/acme/flows/__init__.py", WIDGETS, GADGETS,
-                 "sources/acme/README.md", TEST):
+    for name in ("sources/acme/__init__.py", "sources/acme/settings.py", "sources/acme/client.py", QUERY,
+                 "sources/acme/flows/__init__.py", WIDGETS, GADGETS, "sources/acme/fixture/__init__.py",
+                 "sources/acme/fixture/server.py", "sources/acme/fixture/__main__.py", "sources/acme/README.md", TEST):
         assert (root / name).is_file(), name
     for path in [*(root / "sources/acme").rglob("*.py"), root / TEST]:
         compile(path.read_text(), str(path), "exec")  # what py_compile checks, without writing a .pyc
     query = (root / QUERY).read_text()
     assert '@query_type("acme")\n@dataclass(frozen=True)\nclass AcmeQuery(Query):' in query
-    assert 'summary_fields = ("account", "since", "until")' in query
+    assert 'summary_fields = ("project", "since", "until")' in query and 'window_fields = ("since", "until")' in query
+    settings = (root / "sources/acme/settings.py").read_text()
+    assert '@source_settings(prefix="ACME_")' in settings and "token: str | None = secret(" in settings
     widgets = (root / WIDGETS).read_text()
     assert '@extract_method("acme-widgets")\ndef extract_widgets(' in widgets
-    assert "# SAMPLE: replace this with real extraction" in widgets
+    assert "# SAMPLE: the request, its parameters and the record are the sample API's" in widgets
+    assert 'pages = api.pages("/v1/widgets", {"project": query.project}, BodyCursor()' in widgets
     assert "## Flow `acme-widgets`" in (root / "sources/acme/README.md").read_text()
-    assert "Created 7 files." in result.stdout
+    assert "Created 12 files." in result.stdout
     assert "Imported cleanly; registered query type 'acme', acme-widgets, acme-gadgets." in result.stdout
     assert "AcmeQuery in sources/acme/query.py: its fields, and validate()" in result.stdout
     assert "extract_widgets in sources/acme/flows/widgets.py" in result.stdout
@@ -103,22 +107,27 @@ def test_new_source_has_the_shape_of_every_source_and_says_what_to_fill_in(gener
 
 def test_new_source_imports_and_yields_its_sample(generation):
     code = ("from etl.core.extract import ExtractStrategy; from etl.core.query import QueryFactory\n"
-            "for name in ('acme-widgets', 'acme-gadgets'):\n"
-            "    s = ExtractStrategy.create(name)\n"
-            "    q = QueryFactory.create(s.query_type, {})\n"
-            "    print(name, s.query_type, sorted(r['event_id'] for p in s.pages(q, None, None) for r in p.records),\n"
-            "          list(s.pages(q, 'sample-end', None)))\n")
+            "from etl.core.settings import settings_from_env\n"
+            "from sources.acme.fixture.server import AcmeFixture\n"
+            "with AcmeFixture(token='t0ken', max_per_page=2) as api:\n"
+            "    settings = settings_from_env({'ACME_API_URL': api.url, 'ACME_TOKEN': 't0ken'})\n"
+            "    for name in ('acme-widgets', 'acme-gadgets'):\n"
+            "        s = ExtractStrategy.create(name)\n"
+            "        q = QueryFactory.create(s.query_type, {})\n"
+            "        pages = list(s.pages(q, None, settings))\n"
+            "        print(name, s.query_type, sorted(r['event_id'] for p in pages for r in p.records),\n"
+            "              [r['event_id'] for p in s.pages(q, pages[0].cursor, settings) for r in p.records][:1])\n")
     result = python(generation[0], "-B", "-c", code)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines == [f"{s} acme {render.sample_ids(s)} []" for s in ("acme-widgets", "acme-gadgets")]
+    assert lines == [f"{s} acme {render.sample_ids(s)} ['{s}-sample-3']" for s in ("acme-widgets", "acme-gadgets")]
 
 
 def test_generated_test_passes_on_the_real_stack_and_fails_once_the_sample_is_replaced(project):
     # A second source whose sample was replaced by "real" extraction, test left as generated.
     assert new(project, "beta").returncode == 0
     flow = project / "sources/beta/flows/events.py"
-    flow.write_text(flow.read_text().replace('f"beta-events-sample-{n}"', 'f"beta-real-{n}"'))
+    flow.write_text(flow.read_text().replace('f"beta-events-{item[\'id\']}"', 'f"beta-real-{item[\'id\']}"'))
 
     # Its own pytest, in the copy: the generated tests start a stack of their own there.
     result = python(project, "-m", "pytest", "-q", "-p", "no:cacheprovider", TEST, "tests/sources/test_beta.py",
@@ -128,13 +137,26 @@ def test_generated_test_passes_on_the_real_stack_and_fails_once_the_sample_is_re
     assert "FAILED tests/sources/test_beta.py::test_flow_loads_exactly_its_events[beta-events-batch]" in result.stdout
 
 
-def test_rerunning_on_a_healthy_source_changes_nothing(project):
+def test_rerunning_on_a_working_source_changes_nothing_and_lists_what_is_left(project):
     before = snapshot(project)
     for args in (("acme", "widgets", "gadgets"), ("acme",), ("acme", "widgets")):
         result = new(project, *args)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "sources/acme is healthy: nothing to change." in result.stdout
+        assert "sources/acme works and needs no repair, but is not finished: 13 TODO or SAMPLE markers" \
+            in result.stdout
+        assert "  todo sources/acme/README.md:4: TODO: what this source extracts" in result.stdout
+        assert "healthy" not in result.stdout
     assert snapshot(project) == before
+
+
+def test_a_source_with_no_todo_left_is_healthy(project):
+    for path in [*(project / "sources/acme").rglob("*.py"), *(project / "sources/acme").rglob("*.md"),
+                 project / TEST]:
+        text = path.read_text().replace("TODO", "Done").replace("SAMPLE:", "Note:")
+        path.write_text(text)
+    result = new(project, "acme")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sources/acme is healthy: nothing to change." in result.stdout
 
 
 def test_a_deleted_decorator_is_restored_and_the_old_file_kept(project):
@@ -154,7 +176,7 @@ def test_a_deleted_decorator_is_restored_and_the_old_file_kept(project):
     assert f"repair: it is still the generated sample, so it is written again, keeping a backup {backup}" \
         in result.stdout
     assert "registered query type 'acme', acme-gadgets, acme-widgets" in result.stdout
-    assert "healthy" in new(project, "acme").stdout
+    assert "needs no repair" in new(project, "acme").stdout
 
 
 def test_a_wrong_import_and_an_unregistered_query_are_repaired(project):
@@ -183,7 +205,7 @@ def test_an_implemented_flow_is_never_modified_only_reported(project):
         "'event_time_utc': '2024-01-01T00:00:00Z'}], cursor=str(page))\n")
     (project / GADGETS).write_text(implemented)
     half_done = (project / WIDGETS).read_text().replace('@extract_method("acme-widgets")\n', "") \
-        .replace('"employee_id": "sample-user"', '"employee_id": query.account')
+        .replace('"employee_id": item["author"]', '"employee_id": item["author"].lower()')
     (project / WIDGETS).write_text(half_done)
 
     result = new(project, "acme")
@@ -254,6 +276,8 @@ def test_missing_files_are_reported_and_created(project):
     (["acme", "2fast"], "error: flow name '2fast' is not a valid Python identifier: start with a letter"),
     (["acme", "import"], "error: flow name 'import' is a Python keyword"),
     (["acme", "fixture"], "error: flow name 'fixture' is reserved"),
+    (["lp"], "error: source name 'lp' would read its settings as LP_*, which sources.launchpad.settings already "
+             "declares; pick another source name"),
 ])
 def test_bad_names_are_refused_and_nothing_is_written(project, args, message):
     before = snapshot(project)
@@ -308,18 +332,22 @@ def test_dry_run_changes_nothing(project):
     assert snapshot(project) == before
 
 
+@pytest.mark.parametrize("template", ["project", "person"])
 @pytest.mark.parametrize(("source", "flows"), [("a1", ["x"]), ("acme_crm", ["pull_requests", "events"])])
-def test_templates_render_code_that_compiles_and_is_recognised_as_the_sample(tmp_path, source, flows):
-    layout = Layout(tmp_path, source)
-    files = {"query": render.query(layout), "init": render.source_init(layout),
-             "flows": render.flows_init(layout), "test": render.test(layout, [layout.strategy(f) for f in flows]),
+def test_templates_render_code_that_compiles_and_is_recognised_as_the_sample(tmp_path, source, flows, template):
+    layout = Layout(tmp_path, source, template)
+    files = {"query": render.query(layout), "init": render.source_init(layout), "settings": render.settings(layout),
+             "client": render.client(layout), "flows": render.flows_init(layout),
+             "test": render.test(layout, [layout.strategy(f) for f in flows]),
+             **{f"fixture/{name}": text for name, text in render.fixture_files(layout).items()},
              **{f: render.flow(layout, f) for f in flows}}
     for name, text in files.items():
         compile(text, name, "exec")
     assert "${" not in "".join(files.values()) + render.readme(layout, flows)
+    assert ("member_field = \"member\"" in files["query"]) == (template == "person")
     path = tmp_path / "flow.py"
     for flow in flows:
         path.write_text(files[flow].replace("\n\n\n", "\n\n\n# a comment changes nothing\n", 1))
         assert is_scaffold(pyast.load(path, "m"), [files[flow]])
-        path.write_text(files[flow].replace("(1, 2, 3)", "(1, 2)"))
+        path.write_text(files[flow].replace('items="data"', 'items="items"'))
         assert not is_scaffold(pyast.load(path, "m"), [files[flow]])

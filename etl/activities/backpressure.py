@@ -2,6 +2,10 @@
 no new chunks (its activity slot supplier stops handing out slots) and its running chunks
 pause between pages until memory falls. Both reactions are logged, and chunks report how
 long they were held back, which the flow's `progress` query shows.
+
+The slot supplier runs on the worker's event loop, which also sends heartbeats and polls:
+`gc.collect()` and psutil calls there would stall them, so it measures in a thread
+(`asyncio.to_thread`) and its sync path reads the last measurement.
 """
 
 from __future__ import annotations
@@ -37,12 +41,20 @@ class MemoryGuard:
         self._lock = threading.Lock()
         self._holding = False
         self.peak_mib = 0.0
+        self.last_mib = 0.0
+        """The latest measurement, for callers that must not block (the event loop)."""
 
     def rss_mib(self) -> float:
         rss = self._proc.memory_info().rss / 2**20
+        self.last_mib = rss
         if rss > self.peak_mib:
             self.peak_mib = rss
         return rss
+
+    def collect_and_measure(self) -> float:
+        """`gc.collect()`, then the RSS: blocking, so never on the event loop."""
+        gc.collect()
+        return self.rss_mib()
 
     def over(self) -> bool:
         return self.rss_mib() > self.limit_mib
@@ -106,18 +118,17 @@ class MemoryAwareSlotSupplier(CustomSlotSupplier):
         while not self._take():
             await asyncio.sleep(self.poll_s)
         held = 0.0
-        while held < self.max_hold_s:
-            rss = self.guard.rss_mib()
-            if rss <= self.guard.limit_mib:
-                break
+        rss = await asyncio.to_thread(self.guard.rss_mib)
+        while held < self.max_hold_s and rss > self.guard.limit_mib:
             self.guard._note(True, rss)  # noqa: SLF001 - the guard's own logging
-            gc.collect()
             await asyncio.sleep(self.guard.poll_s)
             held += self.guard.poll_s
+            rss = await asyncio.to_thread(self.guard.collect_and_measure)
         return SlotPermit()
 
     def try_reserve_slot(self, ctx: SlotReserveContext) -> SlotPermit | None:
-        if self.guard.over() or not self._take():
+        # Runs on the event loop and must not block: the last measurement decides.
+        if self.guard.last_mib > self.guard.limit_mib or not self._take():
             return None
         return SlotPermit()
 

@@ -8,6 +8,7 @@ on a thread pool. Errors retrying cannot fix leave here as non-retryable
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from datetime import date, datetime
@@ -18,10 +19,12 @@ from temporalio import activity
 from etl import metrics
 from etl.activities.classify import non_retryable_errors
 from etl.activities.heartbeat import Heartbeater
+from etl.activities.raw_json import decode_line, encode_line
 from etl.core.extract import ExtractStrategy
-from etl.core.models import transform
+from etl.core.models import JSON_FIELDS, key_problem, storable, transform
 from etl.core.query import Query, QueryFactory
 from etl.core.settings import Settings
+from etl.store.checkpoints import Checkpoints, Commit
 from etl.store.db import Database, RejectRow, reject_key
 from etl.store.staging import StagedBatchMissing, Staging
 from etl.workflows import activity_contracts as contracts
@@ -31,6 +34,8 @@ from etl.workflows.flow_io import (
     ExtractBatchResult,
     ExtractProgress,
     LoadResult,
+    SplitInput,
+    SplitResult,
     TransformResult,
 )
 
@@ -45,7 +50,17 @@ def _json_default(value: Any) -> Any:
 
 def encode_record(record: Any) -> str:
     """One raw record as a JSON line; ASCII-only so any text (lone surrogates, NULs) survives staging
-    and the transform can reject it with a precise reason."""
+    and the transform can reject it with a precise reason. A properties object with a key that is
+    not text is refused here: JSON would make `1` and `"1"` one key before the transform sees it."""
+    if isinstance(record, dict):
+        for name in JSON_FIELDS:
+            problem = key_problem(record.get(name), name)
+            if problem:
+                raise ValueError(problem)
+    return encode_line(record, _exact_json, _json_default)
+
+
+def _exact_json(record: Any) -> str:
     return json.dumps(record, ensure_ascii=True, default=_json_default, allow_nan=False)
 
 
@@ -79,6 +94,7 @@ class ETLActivities(contracts.BatchActivities):
         self.settings = settings
         self.db = db
         self.staging = Staging(db)
+        self.checkpoints = Checkpoints(db)
 
     def _rejects(self, strategy: str, items: list[tuple[Any, str]]) -> int:
         return record_rejects(self.db, strategy, items)
@@ -88,18 +104,34 @@ class ETLActivities(contracts.BatchActivities):
     def extract_batch(self, inp: ExtractBatchInput) -> ExtractBatchResult:
         """Read pages from `inp.cursor` until `batch_size` records, staging each page as it comes.
 
-        A retry resumes from the last heartbeat (the pages staged before it are kept), so a
-        failure on page 40 of a slow source does not cost pages 1 to 39 again."""
+        Each page commits with the extract's resume point, so a retry resumes after the last
+        staged page (the pages before it are kept) whatever the heartbeats managed to send: a
+        failure on page 40 of a slow source costs page 40 only. After the source's last page the
+        resume point is marked done, so a retry then reads nothing again."""
+        info = activity.info()
         query, strategy = resolve(inp.query_type, inp.strategy, inp.args)
-        details = activity.info().heartbeat_details
-        progress = ExtractProgress(**details[0]) if details else ExtractProgress(cursor=inp.cursor)
-        if details:
+        saved = self.checkpoints.load(inp.batch_key)
+        details = info.heartbeat_details
+        if saved is not None and self.staging.raw_page_count(inp.batch_key) < saved[0].get("pages", 0):
+            # The pages went with the UNLOGGED staging table (a PostgreSQL crash): read the batch again.
+            activity.logger.warning("staged pages of %s were lost; extracting it again", inp.batch_key)
+            self.checkpoints.clear(inp.batch_key)
+            saved, details = None, ()
+        if saved is not None:
+            progress = ExtractProgress(**saved[0])
+            if saved[1] or progress.extracted >= inp.batch_size:  # finished before it could report
+                activity.logger.info("extract of %s was finished by an earlier attempt", inp.batch_key)
+                return ExtractBatchResult(inp.batch_key, progress.extracted, progress.staged, progress.rejected,
+                                          progress.cursor, saved[1])
+        else:  # details only from an attempt that started before resume points were committed
+            progress = ExtractProgress(**details[0]) if details else ExtractProgress(cursor=inp.cursor)
+        if saved is not None or details:
             activity.logger.info("extract of %s resumes after page %d at cursor %r", inp.batch_key,
                                  progress.pages, progress.cursor)
         self.staging.discard_raw(inp.batch_key, from_page=progress.pages)
         done = True
         pages = strategy.pages(query, progress.cursor, self.settings)
-        with Heartbeater() as hb:
+        with Heartbeater(self.settings.activity_stall_s) as hb:
             hb.beat(progress)
             try:
                 for page in pages:
@@ -108,13 +140,19 @@ class ETLActivities(contracts.BatchActivities):
                     for record in page.records:
                         try:
                             lines.append(encode_record(record))
-                        except (TypeError, ValueError) as exc:
-                            unstorable.append((record, f"record cannot be stored as JSON: {exc}"))
-                    self.staging.stage_raw_page(inp.batch_key, progress.pages, lines)
-                    if unstorable:
+                        except Exception as exc:  # noqa: BLE001 - one record never fails the batch
+                            why = str(exc)[:300] or type(exc).__name__
+                            unstorable.append((storable(record), f"record cannot be stored as JSON: {why}"))
+                    if unstorable:  # first: once the page commits, a retry will not read these again
                         self._rejects(inp.strategy, unstorable)
+                    page_no = progress.pages
                     progress = ExtractProgress(page.cursor, progress.pages + 1, progress.extracted + len(page.records),
                                                progress.staged + len(lines), progress.rejected + len(unstorable))
+                    # A page whose cursor is None was the last one: the resume point says so.
+                    self.staging.stage_raw_page(
+                        inp.batch_key, page_no, lines, dataclasses.asdict(progress), done=page.cursor is None,
+                        commit=Commit(inp.batch_key, "page", len(page.records), 0, page_no, info.workflow_id,
+                                      info.attempt))
                     hb.beat(progress)
                     metrics.batch_extracted(len(page.records), len(unstorable))
                     if progress.extracted >= inp.batch_size:
@@ -125,6 +163,8 @@ class ETLActivities(contracts.BatchActivities):
                 close = getattr(pages, "close", None)
                 if close:
                     close()
+        if done and progress.pages and progress.cursor is not None:
+            self.checkpoints.mark_done(inp.batch_key)  # a None cursor was marked with its page
         activity.logger.info("extracted %d records into %s (done=%s)", progress.extracted, inp.batch_key, done)
         return ExtractBatchResult(inp.batch_key, progress.extracted, progress.staged, progress.rejected,
                                   progress.cursor, done)
@@ -133,15 +173,20 @@ class ETLActivities(contracts.BatchActivities):
     @non_retryable_errors
     def transform_batch(self, ref: BatchRef) -> TransformResult:
         """Turn a staged raw batch into staged events and recorded rejects."""
-        with Heartbeater():
+        with Heartbeater(self.settings.activity_stall_s) as hb:
             lines = self.staging.read_raw(ref.batch_key)
             if lines is None:
                 raise StagedBatchMissing(f"raw batch {ref.batch_key} is not staged; was it loaded already?")
-            records = [json.loads(line) for line in lines]
+            if ref.expected and len(lines) != ref.expected:  # pages lost with an UNLOGGED table's contents
+                raise StagedBatchMissing(f"raw batch {ref.batch_key}: {len(lines)} records staged, "
+                                         f"{ref.expected} extracted")
+            records = [decode_line(line) for line in lines]
             events, rejects = transform(records)
-            self.staging.stage_events(ref.batch_key, events)
+            hb.progressed()
             if rejects:
                 self._rejects(ref.strategy, rejects)
+            # Under the batch's lock: an overlapping attempt waits, and one after the load stages nothing.
+            self.staging.stage_events(ref.batch_key, events)
         metrics.EVENTS_REJECTED.inc(len(rejects))
         activity.logger.info("transformed %s: %d events, %d rejects", ref.batch_key, len(events), len(rejects))
         return TransformResult(ref.batch_key, len(events), len(rejects))
@@ -150,8 +195,10 @@ class ETLActivities(contracts.BatchActivities):
     @non_retryable_errors
     def load_batch(self, ref: BatchRef) -> LoadResult:
         """Insert a staged batch into the events table, idempotently."""
-        with Heartbeater():
-            counts = self.staging.load_staged(ref.batch_key, ref.expected)
+        info = activity.info()
+        with Heartbeater(self.settings.activity_stall_s):
+            counts = self.staging.load_staged(ref.batch_key, ref.expected, loaded_by=info.workflow_id,
+                                              attempt=info.attempt)
         metrics.batch_loaded(counts.inserted, counts.staged - counts.inserted)
         activity.logger.info("loaded %s: %d new, %d already present", ref.batch_key, counts.inserted,
                              counts.staged - counts.inserted)
@@ -159,6 +206,20 @@ class ETLActivities(contracts.BatchActivities):
 
     @activity.defn
     @non_retryable_errors
+    def split_extract(self, inp: SplitInput) -> SplitResult:
+        """Disjoint parts of the query for parallel extraction (the query itself when it cannot split)."""
+        query, strategy = resolve(inp.query_type, inp.strategy, inp.args)
+        if strategy.split is None or inp.parts <= 1:
+            return SplitResult([query.to_dict()])
+        parts = strategy.split(query, inp.parts)
+        for args in parts:  # every part must be a valid query before anything runs
+            QueryFactory.create(inp.query_type, args)
+        return SplitResult(parts)
+
+    @activity.defn
+    @non_retryable_errors
     def finish_flow(self, flow_key: str) -> None:
-        """Drop the flow's leftover staging and its load ledger."""
-        self.staging.forget(flow_key)
+        """Drop the flow's leftover staging, resume points and batch ledger (completed or failed)."""
+        removed = self.staging.forget(flow_key)
+        if removed:
+            metrics.STAGING_SWEPT.inc(removed)

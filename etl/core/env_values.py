@@ -25,6 +25,30 @@ def text_value(env: Mapping[str, str], name: str, default: str | None, *, max_le
     return raw
 
 
+#: Temporal's limits on a task queue name (the server's default `limit.maxIDLength`), checked
+#: before anything starts: the server would refuse it only when a flow or a worker is already half
+#: set up.
+TASK_QUEUE_MAX_BYTES = 1000
+
+
+def task_queue_name(variable: str, value: object) -> str:
+    """`value` if Temporal takes it as a task queue name, else `ConfigError` naming `variable`."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(variable, value, "a task queue name (text, not empty)")
+    if len(value) > TASK_QUEUE_MAX_BYTES or len(value.encode("utf-8", "surrogatepass")) > TASK_QUEUE_MAX_BYTES:
+        raise ConfigError(variable, value, f"a task queue name of at most {TASK_QUEUE_MAX_BYTES} bytes")
+    if any(ord(ch) < 32 or ord(ch) == 127 or 0xD800 <= ord(ch) <= 0xDFFF for ch in value) or value != value.strip():
+        raise ConfigError(variable, value, "a task queue name without control characters or surrounding spaces")
+    if value.startswith("/_sys/"):
+        raise ConfigError(variable, value, "a task queue name not starting with /_sys/ (Temporal's own)")
+    return value
+
+
+def task_queue_value(env: Mapping[str, str], name: str, default: str) -> str:
+    """A task queue name from the environment; `default` when unset or empty."""
+    return task_queue_name(name, env.get(name) or default)
+
+
 _INT = re.compile(r"-?[0-9]{1,18}")
 _FLOAT = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,9})?")
 

@@ -9,7 +9,8 @@
     ├── FlowFileError          a flow file (run_queue.py) cannot be read, or one of its flows is invalid
     ├── SourceError            the source refused us; retrying cannot fix it (401, 404, no such member)
     ├── SourceUnavailable      the source is down or rate-limited for now; the activity retries
-    └── StackError             the embedded stack cannot start (a port taken, a binary missing)
+    ├── StackError             the embedded stack cannot start (a port taken, a binary missing)
+    └── DeployError            a Worker Deployment operation cannot be done (no such version, refused)
 
 Errors carry the offending values as attributes. Activities turn `QueryError`,
 `SourceError` and `RegistryError` into non-retryable `ApplicationError`s whose
@@ -116,3 +117,7 @@ class SourceUnavailable(EtlError):
 
 class StackError(EtlError):
     """The embedded stack could not be started or reached."""
+
+
+class DeployError(EtlError):
+    """A Worker Deployment operation (make current, ramp, drain) cannot be done; says what to do."""

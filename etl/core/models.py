@@ -8,19 +8,30 @@ A raw record is a dict a source yields, shaped like the `events` table:
      "event_properties": {...}, "relation_properties": {...}, "metrics": {...}}
 
 `event_time_utc` may be an aware `datetime` or an ISO 8601 string with a zone;
-`timezone` is optional (UTC when absent). The derived fields follow SPEC:
-`event_time` is the UTC time in the employee's zone (pytz) and `week` the Monday
-of `event_time`'s week.
+`timezone` is optional (UTC when absent) and is stored under its canonical IANA
+spelling (`europe/berlin` becomes `Europe/Berlin`). The derived fields follow SPEC:
+`event_time` is the UTC time in the employee's zone (pytz's tables) and `week` the
+Monday of `event_time`'s week.
+
+Every value is stored exactly as given or the record is rejected with the reason: text
+with a NUL or a lone surrogate, JSON objects with keys that are not text (they would
+collide once written as JSON), properties that are not objects, NaN and infinities,
+times outside the years 1 to 9999 (in UTC and in the employee's zone). `transform` never
+lets a record's content raise out of it: whatever goes wrong becomes that record's reject.
 """
 
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable
 
+import orjson
 import pytz
+
+from etl.core.errors import shown
 
 REQUIRED_TEXT = ("event_id", "employee_id")
 OPTIONAL_TEXT = ("source_kind_id", "parent_item_id", "event_type", "relation_type")
@@ -28,6 +39,8 @@ JSON_FIELDS = ("event_properties", "relation_properties", "metrics")
 #: The longest event_id the unique index takes (PostgreSQL's btree holds at most ~2,700 bytes a
 #: row); a longer one would fail its whole batch, on every retry.
 MAX_EVENT_ID_BYTES = 2000
+#: The longest reject reason kept (a reason quotes at most a short prefix of a value anyway).
+MAX_REASON = 500
 
 #: Column order shared by COPY, the staging tables and `Event.copy_row`.
 COLUMNS = (
@@ -46,16 +59,67 @@ COLUMNS = (
     "metrics",
 )
 
-_ZONES: dict[str, Any] = {"UTC": pytz.utc}
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+class Reject(Exception):
+    """Why a raw record cannot become an event."""
 
 
-def zone(name: str):
-    """The pytz zone called `name` (cached); raises `pytz.UnknownTimeZoneError`."""
-    tz = _ZONES.get(name)
-    if tz is None:
-        tz = _ZONES[name] = pytz.timezone(name)
-    return tz
+# -- zones ---------------------------------------------------------------------------------------
+
+
+class Zone:
+    """A pytz zone reduced to what the local-time derivation needs: its canonical name and its UTC
+    offsets. `local(utc)` is exactly pytz's `fromutc` (the same bisection over the same transition
+    table), without building an aware datetime and normalising it for every event."""
+
+    __slots__ = ("name", "fixed", "times", "offsets")
+
+    def __init__(self, tz: Any):
+        self.name: str = tz.zone
+        times = getattr(tz, "_utc_transition_times", None)
+        if times:
+            self.fixed = None
+            self.times = times
+            self.offsets = [info[0] for info in tz._transition_info]  # noqa: SLF001 - pytz's table
+        else:  # UTC and fixed-offset zones
+            self.fixed = tz.utcoffset(datetime(2000, 1, 1))
+            self.times = self.offsets = None
+
+    def local(self, utc: datetime) -> datetime:
+        """The naive UTC time `utc` as a naive local time; `OverflowError` outside years 1 to 9999."""
+        if self.fixed is not None:
+            return utc + self.fixed if self.fixed else utc
+        i = bisect_right(self.times, utc)
+        return utc + self.offsets[i - 1 if i else 0]
+
+
+_ZONES: dict[str, Zone] = {}
+#: Zone spellings remembered (every IANA name in a few spellings is far below this); a stream of
+#: distinct case variants must not grow the cache without bound.
+_ZONE_CACHE_MAX = 4096
+_LONGEST_ZONE_NAME = 64  # the longest IANA name has 32 characters
+
+
+def zone(name: str) -> Zone:
+    """The zone called `name`, in any letter case (cached); raises `pytz.UnknownTimeZoneError`."""
+    z = _ZONES.get(name)
+    if z is None:
+        if type(name) is not str or len(name) > _LONGEST_ZONE_NAME:
+            raise pytz.UnknownTimeZoneError(name)
+        z = Zone(pytz.timezone(name))
+        if len(_ZONES) < _ZONE_CACHE_MAX:
+            _ZONES[name] = z
+    return z
+
+
+_UTC = zone("UTC")
+
+
+def _week(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+# -- the event -----------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -81,34 +145,30 @@ class Event:
     _json: tuple[str, str, str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # `to_event` passes both derived fields; only events built by hand derive them here.
         if self.event_time is None:
-            if self.timezone == "UTC":
-                self.event_time = self.event_time_utc
-            else:
-                utc = self.event_time_utc.replace(tzinfo=pytz.utc)
-                self.event_time = utc.astimezone(zone(self.timezone)).replace(tzinfo=None)
+            self.event_time = zone(self.timezone).local(self.event_time_utc)
         if self.week is None:
-            day = self.event_time.date()
-            self.week = day - timedelta(days=day.weekday())
+            self.week = _week(self.event_time.date())
 
     def json_columns(self) -> tuple[str, str, str]:
         """The three JSONB columns, encoded once."""
         if self._json is None:
-            self._json = tuple(_dumps(getattr(self, name)) for name in JSON_FIELDS)  # type: ignore[assignment]
+            self._json = tuple(encode_json(name, getattr(self, name)) for name in JSON_FIELDS)  # type: ignore[assignment]
         return self._json
 
     def copy_row(self) -> str:
         """This event as one line of PostgreSQL COPY text format, in `COLUMNS` order."""
-        ep, rp, mx = self.json_columns()
+        ep, rp, mx = self._json or self.json_columns()
         # Escape the whole row at once rather than value by value: values are joined with NUL and
         # a missing value is a lone surrogate, two characters `to_event` refuses in every value, so
         # after escaping they can only be the separator and the NULL marker.
-        values = (
-            self.source_kind_id,
-            self.parent_item_id,
+        row = "\x00".join((
+            "\udfff" if self.source_kind_id is None else self.source_kind_id,
+            "\udfff" if self.parent_item_id is None else self.parent_item_id,
             self.event_id,
-            self.event_type,
-            self.relation_type,
+            "\udfff" if self.event_type is None else self.event_type,
+            "\udfff" if self.relation_type is None else self.relation_type,
             self.employee_id,
             self.event_time_utc.isoformat(),
             self.week.isoformat(),  # type: ignore[union-attr]
@@ -117,8 +177,7 @@ class Event:
             ep,
             rp,
             mx,
-        )
-        row = "\x00".join("\udfff" if v is None else v for v in values)
+        ))
         if "\\" in row:
             row = row.replace("\\", "\\\\")
         if "\t" in row:
@@ -127,50 +186,232 @@ class Event:
             row = row.replace("\n", "\\n")
         if "\r" in row:
             row = row.replace("\r", "\\r")
-        return row.replace("\udfff", "\\N").replace("\x00", "\t") + "\n"
+        if "\udfff" in row:
+            row = row.replace("\udfff", "\\N")
+        return row.replace("\x00", "\t") + "\n"
 
 
-def _dumps(value: Any) -> str:
-    return _ENCODE(value)
+# -- JSON ----------------------------------------------------------------------------------------
 
 
-class Reject(Exception):
-    """Why a raw record cannot become an event."""
+def _json_default(value: Any) -> Any:
+    # As the batch flow stages raw records (etl.activities.batch.encode_record), so a date in a
+    # property is the same text whichever flow loads it.
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"a value of type {type(value).__name__} is not JSON")
+
+
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_STDLIB_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                                  default=_json_default).encode
+
+
+def _finite(value: Any) -> bool:
+    """False when a float anywhere in `value` (a dict, list or tuple) is NaN or infinite (orjson
+    writes those as null, which would change the value silently)."""
+    for item in (value.values() if isinstance(value, dict) else value):
+        kind = type(item)
+        if kind is str or kind is int or item is None or kind is bool:
+            continue
+        if kind is float or isinstance(item, float):
+            if item - item != 0:  # NaN and the infinities: inf - inf is NaN
+                return False
+        elif isinstance(item, (dict, list, tuple)) and not _finite(item):
+            return False
+    return True
+
+
+def key_problem(value: Any, path: str) -> str | None:
+    """Why a JSON object inside `value` cannot be stored as given (a key that is not text, so two
+    keys could collide once written), or None."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    return (f"{where} has the key {shown(key, 32)} of type {type(key).__name__}; JSON object keys "
+                            "must be text (1 and '1' would become the same key)")
+                if isinstance(inner, (dict, list, tuple)):
+                    stack.append((inner, f"{where}.{key[:32]}"))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((inner, f"{where}[{n}]") for n, inner in enumerate(item)
+                         if isinstance(inner, (dict, list, tuple)))
+    return None
+
+
+def _has_nul(encoded: str) -> bool:
+    """True when JSON text holds an escaped real NUL (`\\u0000` after an even run of backslashes),
+    not the six characters backslash-u-0-0-0-0 of the value itself (those are written `\\\\u0000`)."""
+    start = encoded.find("\\u0000")
+    while start != -1:
+        run = 0
+        while start - run - 1 >= 0 and encoded[start - run - 1] == "\\":
+            run += 1
+        if run % 2 == 0:
+            return True
+        start = encoded.find("\\u0000", start + 1)
+    return False
+
+
+def encode_json(name: str, value: Any) -> str:
+    """`value` (a properties object) as the JSON text of its JSONB column; `Reject` says why not."""
+    try:
+        out = orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
+    except TypeError as exc:  # orjson.JSONEncodeError: refuse, or let the exact encoder decide
+        text = _encode_slow(name, value, str(exc))
+    else:
+        if b"null" in out and not _finite(value):
+            raise Reject(f"{name} cannot be stored as JSON: it holds NaN or an infinity")
+        text = out.decode()
+    if "\\u0000" in text and _has_nul(text):
+        raise Reject(f"{name} contains a NUL character, which PostgreSQL JSONB cannot hold")
+    return text
+
+
+def _encode_slow(name: str, value: Any, why: str) -> str:
+    """The rare values orjson refuses: a key that is not text (rejected), a lone surrogate
+    (rejected), nesting past 254 levels (rejected); integers past 64 bits and keys of a str
+    subclass are valid JSON, written exactly by the standard library's encoder."""
+    if "surrogates not allowed" in why:
+        raise Reject(f"{name} holds text that is not valid Unicode (a lone surrogate)")
+    if "ecursion" in why:
+        raise Reject(f"{name} is nested deeper than 254 levels")
+    problem = key_problem(value, name)
+    if problem:
+        raise Reject(problem)
+    try:
+        text = _STDLIB_ENCODE(value)
+    except (TypeError, ValueError) as exc:
+        raise Reject(f"{name} cannot be stored as JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise Reject(f"{name} is nested too deeply to store") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Reject(f"{name} holds text that is not valid Unicode (a lone surrogate)") from None
+    return text
+
+
+# -- the transform -------------------------------------------------------------------------------
 
 
 def parse_utc(value: Any) -> datetime:
     """A naive UTC datetime from an aware datetime or an ISO 8601 string with a zone."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
+        if len(value) == 20 and value[19] == "Z" and value[10] == "T":
+            # The common "YYYY-MM-DDTHH:MM:SSZ": already UTC, so its wall time is the answer (the same
+            # string without the Z parses exactly when the whole one does).
+            try:
+                moment = datetime.fromisoformat(value[:19])
+            except ValueError:
+                raise Reject(f"event_time_utc {shown(value)} is not an ISO 8601 time") from None
+            if moment.tzinfo is None:
+                return moment
+        if len(value) > 64:
+            raise Reject(f"event_time_utc {shown(value)} is not an ISO 8601 time")
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise Reject(f"event_time_utc {value[:64]!r} is not an ISO 8601 time") from None
+            raise Reject(f"event_time_utc {shown(value)} is not an ISO 8601 time") from None
+    elif isinstance(value, datetime):
+        moment = value
     elif value is None:
         raise Reject("event_time_utc is missing")
     else:
         raise Reject(f"event_time_utc has type {type(value).__name__}; expected an ISO 8601 string")
     offset = moment.utcoffset()
     if offset is None:
-        raise Reject(f"event_time_utc {str(value)[:64]!r} has no zone; give it as UTC (Z) or with an offset")
-    return (moment - offset).replace(tzinfo=None)
+        raise Reject(f"event_time_utc {shown(str(value))} has no zone; give it as UTC (Z) or with an offset")
+    if not offset:
+        return moment.replace(tzinfo=None)
+    try:
+        return (moment - offset).replace(tzinfo=None)
+    except OverflowError:
+        raise Reject(f"event_time_utc {shown(str(value))} is outside the years 1 to 9999 in UTC") from None
 
 
-def _text(raw: dict, name: str, required: bool) -> str | None:
-    value = raw.get(name)
+def _text(name: str, value: Any, required: bool) -> str | None:
     if value is None or value == "":
         if required:
             raise Reject(f"{name} is missing")
         return None
-    if not isinstance(value, str):
-        if isinstance(value, (int,)) and not isinstance(value, bool):
-            value = str(value)
+    if type(value) is not str:
+        if isinstance(value, str):
+            value = str.__str__(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            try:
+                value = int.__repr__(value)
+            except ValueError:  # more digits than Python writes out (4,300)
+                raise Reject(f"{name} is a number too long to be an identifier") from None
         else:
             raise Reject(f"{name} has type {type(value).__name__}; expected text")
-    if "\x00" in value:
-        raise Reject(f"{name} contains a NUL byte, which PostgreSQL text cannot hold")
     return value
+
+
+def to_event(raw: Any) -> Event:
+    """Turn one raw record into an `Event`, or raise `Reject` with the reason."""
+    if not isinstance(raw, dict):
+        raise Reject(f"record has type {type(raw).__name__}; expected an object")
+    get = raw.get
+    event_id = get("event_id")
+    if type(event_id) is not str or not event_id:
+        event_id = _text("event_id", event_id, True)
+    # UTF-8 takes at most 4 bytes a character: only long ids need encoding to be measured.
+    if len(event_id) * 4 > MAX_EVENT_ID_BYTES:  # type: ignore[arg-type]
+        size = len(event_id.encode("utf-8", "surrogatepass"))  # type: ignore[union-attr]
+        if size > MAX_EVENT_ID_BYTES:
+            raise Reject(f"event_id is {size:,} bytes long; at most {MAX_EVENT_ID_BYTES:,} fit the unique index")
+    employee_id = get("employee_id")
+    if type(employee_id) is not str or not employee_id:
+        employee_id = _text("employee_id", employee_id, True)
+    texts = []
+    for name in OPTIONAL_TEXT:
+        value = get(name)
+        texts.append(value if type(value) is str and value else _text(name, value, False))
+    # One check over every text of the record; only a failure looks field by field for the name.
+    combined = "".join([event_id, employee_id, *(t for t in texts if t is not None)])  # type: ignore[list-item]
+    if "\x00" in combined or (not combined.isascii() and not _is_utf8(combined)):
+        for name, value in zip(("event_id", "employee_id", *OPTIONAL_TEXT), (event_id, employee_id, *texts)):
+            if value is not None and "\x00" in value:
+                raise Reject(f"{name} contains a NUL byte, which PostgreSQL text cannot hold")
+            if value is not None and not _is_utf8(value):
+                raise Reject(f"{name} holds text that is not valid Unicode (a lone surrogate)")
+
+    utc = parse_utc(get("event_time_utc"))
+    tz_name = get("timezone")
+    if tz_name is None or tz_name == "":
+        tz = _UTC
+    elif not isinstance(tz_name, str):
+        raise Reject(f"timezone has type {type(tz_name).__name__}; expected an IANA zone name")
+    else:
+        try:
+            tz = zone(tz_name)
+        except pytz.UnknownTimeZoneError:
+            raise Reject(f"unknown timezone {shown(tz_name)}; expected an IANA zone name such as "
+                         "Europe/Berlin") from None
+    try:
+        local = tz.local(utc)
+    except OverflowError:
+        raise Reject(f"event_time_utc {utc.isoformat()} is outside the years 1 to 9999 in {tz.name}") from None
+
+    values = []
+    encoded = []
+    for name in JSON_FIELDS:
+        value = get(name)
+        if value is None:
+            value = {}
+            encoded.append("{}")
+        elif isinstance(value, dict):
+            encoded.append(encode_json(name, value))
+        else:
+            raise Reject(f"{name} has type {type(value).__name__}; expected an object")
+        values.append(value)
+
+    return Event(event_id, employee_id, utc, tz.name, texts[0], texts[1], texts[2], texts[3],  # type: ignore[arg-type]
+                 values[0], values[1], values[2], local, _week(local.date()), tuple(encoded))  # type: ignore[arg-type]
 
 
 def _is_utf8(text: str) -> bool:
@@ -181,66 +422,48 @@ def _is_utf8(text: str) -> bool:
         return False
 
 
-def to_event(raw: Any) -> Event:
-    """Turn one raw record into an `Event`, or raise `Reject` with the reason."""
-    if not isinstance(raw, dict):
-        raise Reject(f"record has type {type(raw).__name__}; expected an object")
-    event_id = _text(raw, "event_id", True)
-    # UTF-8 takes at most 4 bytes a character: only long ids need encoding to be measured.
-    size = len(event_id) if len(event_id) * 4 <= MAX_EVENT_ID_BYTES else len(  # type: ignore[arg-type]
-        event_id.encode("utf-8", "surrogatepass"))  # type: ignore[union-attr]
-    if size > MAX_EVENT_ID_BYTES:
-        raise Reject(f"event_id is {size:,} bytes long; at most {MAX_EVENT_ID_BYTES:,} fit the unique index")
-    employee_id = _text(raw, "employee_id", True)
-    utc = parse_utc(raw.get("event_time_utc"))
-    tz_name = raw.get("timezone") or "UTC"
-    if not isinstance(tz_name, str):
-        raise Reject(f"timezone has type {type(tz_name).__name__}; expected an IANA zone name")
+def _reason_of(exc: BaseException) -> str:
+    """A reject reason for an exception nobody expected: its type and message, cut short."""
     try:
-        zone(tz_name)
-    except pytz.UnknownTimeZoneError:
-        raise Reject(f"unknown timezone {tz_name[:64]!r}; expected an IANA zone name such as Europe/Berlin") from None
-    encoded = []
-    for name in JSON_FIELDS:
-        value = raw.get(name) or {}
-        if not isinstance(value, dict):
-            raise Reject(f"{name} has type {type(value).__name__}; expected an object")
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - a hostile __str__
+        message = "(no message)"
+    return f"the record could not be read: {type(exc).__name__}: {message}"[:MAX_REASON]
+
+
+def storable(raw: Any) -> Any:
+    """`raw` if the rejects table can record it as JSON, else a readable stand-in (a record whose
+    own methods raise must not fail the page a second time while its reject is written)."""
+    try:
+        json.dumps(raw, default=str)
+        return raw
+    except Exception:  # noqa: BLE001 - whatever the record does, its reject is still written
         try:
-            encoded.append(_dumps(value))
-        except (TypeError, ValueError) as exc:
-            raise Reject(f"{name} cannot be stored as JSON: {exc}") from None
-    texts = {name: _text(raw, name, False) for name in OPTIONAL_TEXT}
-    # One check over every string of the record; only a failure looks field by field for the name.
-    named = (*zip(JSON_FIELDS, encoded), ("event_id", event_id), ("employee_id", employee_id), *texts.items())
-    combined = "\x00".join(v for _, v in named if v is not None)
-    try:
-        combined.encode("utf-8")
-    except UnicodeEncodeError:
-        culprit = next(n for n, v in named if v is not None and not _is_utf8(v))
-        raise Reject(f"{culprit} holds text that is not valid Unicode (a lone surrogate)") from None
-    if "\\u0000" in combined:
-        culprit = next(n for n, v in zip(JSON_FIELDS, encoded) if "\\u0000" in v)
-        raise Reject(f"{culprit} contains a NUL character, which PostgreSQL JSONB cannot hold")
-    return Event(
-        event_id=event_id,  # type: ignore[arg-type]
-        employee_id=employee_id,  # type: ignore[arg-type]
-        event_time_utc=utc,
-        timezone=tz_name,
-        event_properties=raw.get("event_properties") or {},
-        relation_properties=raw.get("relation_properties") or {},
-        metrics=raw.get("metrics") or {},
-        _json=tuple(encoded),  # type: ignore[arg-type]
-        **texts,
-    )
+            text = repr(raw)
+        except Exception:  # noqa: BLE001
+            text = f"<{type(raw).__name__}>"
+        return {"unstorable_record_repr": text[:100_000]}
+
+
+def _is_control_flow(exc: BaseException) -> bool:
+    # Temporal delivers an activity's cancellation as an exception in its thread: that is no
+    # record's fault and must reach the activity.
+    return type(exc).__module__.startswith(("temporalio", "asyncio", "concurrent"))
 
 
 def transform(records: Iterable[Any]) -> tuple[list[Event], list[tuple[Any, str]]]:
-    """Split raw records into events and `(raw, reason)` rejects."""
+    """Split raw records into events and `(raw, reason)` rejects. No record, whatever it holds,
+    raises out of here: an unexpected exception becomes that record's reject."""
     events: list[Event] = []
     rejects: list[tuple[Any, str]] = []
+    append = events.append
     for raw in records:
         try:
-            events.append(to_event(raw))
+            append(to_event(raw))
         except Reject as why:
-            rejects.append((raw, str(why)))
+            rejects.append((raw, str(why)[:MAX_REASON]))
+        except Exception as exc:  # noqa: BLE001 - one record never fails, stalls or wedges the page
+            if _is_control_flow(exc):
+                raise
+            rejects.append((storable(raw), _reason_of(exc)))
     return events, rejects

@@ -12,18 +12,27 @@
 float, bool, date, datetime, lists of str) and raises `QueryError` naming the field;
 a subclass adds its own checks in `validate()`. `QueryFactory.create(name, args)`
 looks the class up by name (sources are discovered on first use).
+
+Every field is bounded before `validate()` sees it, so no argument can be huge or carry a
+control character (a trailing newline would go into a URL or a workflow id): text at most
+`Limits.max_length` characters (1,000) without control characters or lone surrogates, whole
+numbers within +-2**53, finite numbers, lists of at most 1,000 items. A field overrides its
+bounds with `field(metadata={"max_length": 64})` (or "minimum", "maximum", "max_items"), or a
+class with `field_limits = {"owner": {"max_length": 39}}`. Error messages quote at most a short
+prefix of a bad value.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any, Callable, ClassVar, TypeVar
 
 from etl.core import discovery
-from etl.core.errors import DuplicateNameError, QueryError, UnknownNameError
+from etl.core.errors import DuplicateNameError, QueryError, UnknownNameError, shown
 
 Q = TypeVar("Q", bound="Query")
 
@@ -44,6 +53,9 @@ class Query:
     window_fields: ClassVar[tuple[str, str] | None] = None
     """The two date or datetime fields that bound the query's time window, `(start, end)`, end
     exclusive: schedules fill them with each run's incremental window."""
+    field_limits: ClassVar[dict[str, dict[str, int]]] = {}
+    """Per-field bounds overriding the defaults of `Limits` (`max_length`, `minimum`, `maximum`,
+    `max_items`); a field's own `metadata` wins over this."""
 
     @classmethod
     def from_dict(cls: type[Q], args: dict[str, Any]) -> Q:
@@ -52,14 +64,17 @@ class Query:
             raise QueryError(cls.name, None, f"arguments must be an object, got {type(args).__name__}")
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-        unknown = sorted(set(args) - set(fields))
+        unknown = sorted((k for k in args if k not in fields), key=str)
         if unknown:
-            raise QueryError(cls.name, unknown[0],
+            key = unknown[0]
+            raise QueryError(cls.name, key if isinstance(key, str) and len(key) <= 40 and key.isprintable()
+                             else shown(key, 40),
                              f"unknown argument; {cls.name} takes: {', '.join(fields)}")
         values: dict[str, Any] = {}
         for fname, f in fields.items():
-            if fname in args and args[fname] is not None and args[fname] != "":
-                values[fname] = _convert(cls.name, fname, hints[fname], args[fname])
+            if fname in args and args[fname] is not None and not (isinstance(args[fname], str) and args[fname] == ""):
+                limits = Limits.of(cls, f)
+                values[fname] = _convert(cls.name, fname, hints[fname], args[fname], limits)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise QueryError(cls.name, fname, "is required")
         query = cls(**values)
@@ -104,16 +119,64 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _convert(qname: str, fname: str, hint: Any, value: Any) -> Any:
+@dataclass(frozen=True)
+class Limits:
+    """The bounds every query field is held to before `validate()` runs."""
+
+    max_length: int = 1000
+    """Characters of a text field (and of the text given for any other type)."""
+    minimum: int = -(2**53)
+    """Smallest whole number or number (2**53 is what JSON and the Temporal UI hold exactly)."""
+    maximum: int = 2**53
+    max_items: int = 1000
+    """Items of a list field."""
+
+    @classmethod
+    def of(cls, query: type, f: dataclasses.Field) -> "Limits":
+        overrides = {**getattr(query, "field_limits", {}).get(f.name, {}), **dict(f.metadata or {})}
+        known = {k: v for k, v in overrides.items() if k in ("max_length", "minimum", "maximum", "max_items")}
+        return cls(**known)
+
+
+def _check_text(qname: str, fname: str, text: str, limits: Limits) -> str:
+    if len(text) > limits.max_length:
+        raise QueryError(qname, fname, f"{shown(text)} is too long: at most {limits.max_length:,} characters")
+    if not text.isprintable() and any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
+        raise QueryError(qname, fname, f"{shown(text)} contains a control character (a newline, a tab, ...)")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise QueryError(qname, fname, f"{shown(text)} is not valid Unicode (a lone surrogate)") from None
+    return text
+
+
+def _convert(qname: str, fname: str, hint: Any, value: Any, limits: Limits | None = None) -> Any:
+    limits = limits or Limits()
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         inner = [a for a in args if a is not type(None)]
-        return _convert(qname, fname, inner[0], value) if inner else value
+        return _convert(qname, fname, inner[0], value, limits) if inner else value
     if origin in (list, tuple):
-        items = value.split(",") if isinstance(value, str) else list(value)
-        converted = [_convert(qname, fname, args[0] if args else str, v) for v in items]
+        if isinstance(value, str):
+            _check_text(qname, fname, value, dataclasses.replace(limits, max_length=limits.max_length
+                                                                 * limits.max_items))
+            items = value.split(",")
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise QueryError(qname, fname, f"{shown(value)} is not a list")
+        if len(items) > limits.max_items:
+            raise QueryError(qname, fname, f"has {len(items):,} items; at most {limits.max_items:,}")
+        converted = [_convert(qname, fname, args[0] if args else str, v, limits) for v in items]
         return tuple(converted) if origin is tuple else converted
+    if isinstance(value, str):
+        # Every value given as text is bounded first: no type's parser sees a huge or control-laden string.
+        if hint is not str and len(value) > 64:
+            raise QueryError(qname, fname, f"{shown(value)} is too long ({len(value):,} characters) to be "
+                                           f"{getattr(hint, '__name__', 'this type')} value")
+        _check_text(qname, fname, value, limits)
     try:
         if hint is bool:
             if isinstance(value, bool):
@@ -129,9 +192,18 @@ def _convert(qname: str, fname: str, hint: Any, value: Any) -> Any:
                 raise ValueError
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
-            return int(value)
+            number = int(value)
+            if not limits.minimum <= number <= limits.maximum:
+                raise QueryError(qname, fname, f"{shown(value)} is outside {limits.minimum:,} to {limits.maximum:,}")
+            return number
         if hint is float:
-            return float(value)
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            if not math.isfinite(number) or not limits.minimum <= number <= limits.maximum:
+                raise QueryError(qname, fname, f"{shown(value)} is not a finite number from {limits.minimum:,} "
+                                               f"to {limits.maximum:,}")
+            return number
         if hint is datetime:
             moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
             return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
@@ -140,11 +212,15 @@ def _convert(qname: str, fname: str, hint: Any, value: Any) -> Any:
                 return value.date()
             return value if isinstance(value, date) else date.fromisoformat(str(value))
         if hint is str:
-            return str(value)
-    except (TypeError, ValueError):
-        expected = {int: "a whole number", float: "a number", bool: "true or false",
-                    date: "a date as YYYY-MM-DD", datetime: "an ISO 8601 time"}.get(hint, hint.__name__)
-        raise QueryError(qname, fname, f"{value!r} is not {expected}") from None
+            if isinstance(value, str):
+                return value
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return _check_text(qname, fname, str(value), limits)
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        expected = {int: "a whole number", float: "a number", bool: "true or false", str: "text",
+                    date: "a date as YYYY-MM-DD", datetime: "an ISO 8601 time"}.get(hint, getattr(hint, "__name__", "valid"))
+        raise QueryError(qname, fname, f"{shown(value)} is not {expected}") from None
     return value
 
 

@@ -26,22 +26,34 @@ from etl.core.env_values import host_port as _host_port
 from etl.core.env_values import int_value as _int
 from etl.core.env_values import port_value as _port
 from etl.core.env_values import seconds_value as _seconds
+from etl.core.env_values import task_queue_value as _task_queue
+from etl.core.env_values import text_value as _text
 from etl.core.errors import ConfigError
 from etl.core.source_settings import S, source_settings_classes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,47}$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+#: What `etl.store.schema.Tables` appends to EVENTS_TABLE for its companion tables and indexes. A
+#: name ending in one of them could be another deployment's companion (`events_rejects`).
+COMPANION_SUFFIXES = ("_rejects", "_raw_pages", "_staged", "_staged_bk", "_loads", "_cursors", "_ledger")
 
 
 def validate_identifier(variable: str, value: str) -> str:
-    """Return `value` if it is a plain SQL identifier, else raise `ConfigError` naming `variable`."""
-    if not isinstance(value, str) or not _IDENTIFIER.match(value):
-        raise ConfigError(
-            variable,
-            value,
-            "an SQL identifier: a letter or underscore, then letters, digits or underscores, at most 48 characters (the staging tables add a suffix)",
-        )
+    """Return `value` if it can name an events table, else raise `ConfigError` naming `variable`: a
+    plain SQL identifier (matched whole: no trailing newline), not a PostgreSQL system name (`pg_*`
+    resolves to the system catalog first) and not another events table's companion."""
+    expected = ("an SQL identifier: a letter or underscore, then letters, digits or underscores, at most "
+                "48 characters (the staging tables add a suffix)")
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise ConfigError(variable, value, expected)
+    if value.lower().startswith("pg_"):
+        raise ConfigError(variable, value, "an SQL identifier not starting with pg_ (PostgreSQL's system "
+                                           "catalogs: the name would resolve to one of them)")
+    for suffix in COMPANION_SUFFIXES:
+        if value.lower().endswith(suffix):
+            raise ConfigError(variable, value, f"an SQL identifier not ending in {suffix} (that is the name of "
+                                               "another events table's companion table)")
     return value
 
 
@@ -78,6 +90,23 @@ class Settings:
     memory_hold_max_s: float = 60.0
     """The longest a worker holds back at once before going on anyway (a limit set below what
     the process needs at rest then slows the flow instead of stopping it)."""
+    db_retry_s: float = 30.0
+    """How long the database layer retries a lost connection (with backoff) before the activity fails
+    and Temporal's own retry policy takes over."""
+    db_statement_timeout_s: float = 300.0
+    """PostgreSQL `statement_timeout`: a blocked statement fails (and is retried) instead of waiting for hours."""
+    activity_stall_s: float = 600.0
+    """An activity that made no progress (no page, no committed step) for this long stops heartbeating,
+    so Temporal times it out and retries it on a worker that can make progress."""
+    staging_retention_s: float = 21_600.0
+    """Staging rows of a flow that is no longer running are removed at once; rows older than this are
+    removed whatever Temporal says (a flow whose history is gone, another namespace's leftovers)."""
+    staging_sweep_s: float = 60.0
+    """How often each worker sweeps staging left by ended flows (and updates `etl_staging_bytes`)."""
+    worker_deployment_name: str = "etl"
+    """The Worker Deployment every worker of this fleet is a version of (see etl/runtime/versioning.py)."""
+    worker_build_id: str | None = None
+    """This worker's version; by default derived from the code (package version + hash)."""
     health_port: int = 0
     """Worker /healthz and /metrics port; 0 turns the endpoint off."""
     health_host: str = "127.0.0.1"
@@ -148,6 +177,17 @@ class Settings:
         return {k: v for k, v in self.env.items() if k in names}
 
 
+DEPLOYMENT_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+BUILD_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+def _name(env: Mapping[str, str], variable: str, default: str | None, pattern: re.Pattern, expected: str):
+    value = env.get(variable) or default
+    if value is not None and not pattern.fullmatch(value):
+        raise ConfigError(variable, value, expected)
+    return value
+
+
 def settings_from_env(env: Mapping[str, str]) -> Settings:
     """Build `Settings` from a mapping of variable names to strings."""
     min_conn = _int(env, "DB_MIN_CONN", 1, minimum=1)
@@ -160,26 +200,35 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     state_dir = Path(env["ETL_STATE_DIR"]).resolve() if env.get("ETL_STATE_DIR") else PROJECT_ROOT / ".etl"
     return Settings(
         temporal_host=_host_port(env, "TEMPORAL_HOST", "localhost:7233"),
-        temporal_namespace=env.get("TEMPORAL_NAMESPACE") or "default",
+        temporal_namespace=_text(env, "TEMPORAL_NAMESPACE", "default", max_length=255),
         temporal_ui_port=_port(env, "TEMPORAL_UI_PORT", 8233),
         temporal_api_key=env.get("TEMPORAL_API_KEY") or None,
         temporal_tls=_bool(env, "TEMPORAL_TLS", False),
-        db_host=env.get("DB_HOST") or "127.0.0.1",
+        db_host=_text(env, "DB_HOST", "127.0.0.1", max_length=255),
         db_port=_port(env, "DB_PORT", 55432),
-        db_name=env.get("DB_NAME") or "etl",
-        db_user=env.get("DB_USER") or "etl",
+        db_name=_text(env, "DB_NAME", "etl", max_length=63),
+        db_user=_text(env, "DB_USER", "etl", max_length=63),
         db_password=env.get("DB_PASSWORD") or None,
         database_url=database_url,
         db_min_conn=min_conn,
         db_max_conn=max_conn,
         events_table=validate_identifier("EVENTS_TABLE", env.get("EVENTS_TABLE") or "events"),
-        task_queue=env.get("ETL_TASK_QUEUE") or "etl",
-        streaming_task_queue=env.get("ETL_STREAMING_TASK_QUEUE") or "etl-streaming",
+        task_queue=_task_queue(env, "ETL_TASK_QUEUE", "etl"),
+        streaming_task_queue=_task_queue(env, "ETL_STREAMING_TASK_QUEUE", "etl-streaming"),
         worker_concurrency=_int(env, "WORKER_CONCURRENCY", 4, minimum=1),
         memory_limit_mib=_int(env, "MEMORY_LIMIT_MIB", 400, minimum=1),
         memory_hold_max_s=_seconds(env, "MEMORY_HOLD_MAX_S", 60.0),
+        db_retry_s=_seconds(env, "DB_RETRY_S", 30.0),
+        db_statement_timeout_s=_seconds(env, "DB_STATEMENT_TIMEOUT_S", 300.0),
+        activity_stall_s=_seconds(env, "ACTIVITY_STALL_S", 600.0),
+        staging_retention_s=_seconds(env, "STAGING_RETENTION_S", 21_600.0),
+        staging_sweep_s=_seconds(env, "STAGING_SWEEP_S", 60.0),
+        worker_deployment_name=_name(env, "WORKER_DEPLOYMENT_NAME", "etl", DEPLOYMENT_NAME_PATTERN,
+                                     "letters, digits, '-' or '_' (no '.'), at most 64 characters"),
+        worker_build_id=_name(env, "WORKER_BUILD_ID", None, BUILD_ID_PATTERN,
+                              "letters, digits, '.', '-', '_' or '+', at most 64 characters") or None,
         health_port=_port(env, "HEALTH_PORT", 0),
-        health_host=env.get("HEALTH_HOST") or "127.0.0.1",
+        health_host=_text(env, "HEALTH_HOST", "127.0.0.1", max_length=255),
         from_date=_date(env, "FROM_DATE"),
         to_date=_date(env, "TO_DATE"),
         encryption_key=env.get("ETL_ENCRYPTION_KEY") or None,
@@ -218,6 +267,13 @@ FRAMEWORK_VARIABLES: dict[str, tuple[str, str, bool]] = {
     "WORKER_CONCURRENCY": ("4", "activities one worker runs at once", False),
     "MEMORY_LIMIT_MIB": ("400", "streaming backpressure threshold (worker RSS)", False),
     "MEMORY_HOLD_MAX_S": ("60", "longest a worker holds back at once", False),
+    "DB_RETRY_S": ("30", "seconds the database layer retries a lost connection before Temporal's retries", False),
+    "DB_STATEMENT_TIMEOUT_S": ("300", "PostgreSQL statement_timeout for every statement", False),
+    "ACTIVITY_STALL_S": ("600", "an activity without progress this long stops heartbeating (retried elsewhere)", False),
+    "STAGING_RETENTION_S": ("21600", "staging older than this is swept even if its flow cannot be found", False),
+    "STAGING_SWEEP_S": ("60", "how often each worker sweeps staging of ended flows", False),
+    "WORKER_DEPLOYMENT_NAME": ("etl", "the Worker Deployment workers are versions of", False),
+    "WORKER_BUILD_ID": ("", "this worker's version; default: package version + hash of the code", False),
     "HEALTH_PORT": ("0", "/healthz and /metrics; 0 turns them off", False),
     "HEALTH_HOST": ("127.0.0.1", "", False),
     "FROM_DATE": ("", "default date window for launchers, YYYY-MM-DD", False),

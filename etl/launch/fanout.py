@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from etl.launch.flow_file import FlowFileError
 from etl.launch.plan import FlowPlan
+from etl.launch.report import plural
 from etl.workflows import search_attributes as sa
 from etl.workflows.fleet_io import (
     ChildFlow,
@@ -61,7 +62,7 @@ class FanOutPlan:
         memo = self.memo()
         return TypedSearchAttributes([
             SearchAttributePair(sa.ETL_FLOW_KIND, "fanout"),
-            SearchAttributePair(sa.ETL_QUERY, f"{memo['flows']} flows: {', '.join(memo['strategies'])}"[:2000]),
+            SearchAttributePair(sa.ETL_QUERY, f"{plural(memo['flows'], 'flow')}: {', '.join(memo['strategies'])}"[:2000]),
         ])
 
 
@@ -80,7 +81,7 @@ def plan_fanout(client: Client, plans: list[FlowPlan], *, concurrency: int, task
 async def submit_fanout(client: Client, plan: FanOutPlan) -> tuple[WorkflowHandle, str]:
     """Start the fan-out, attach to it while it runs, reuse it once completed, or retry the
     children that failed in it. Returns (handle, note): `started`, `attached`, `already
-    completed` or `retrying N failed flows`."""
+    completed` or `retrying N failed flow(s)`."""
     handle = client.get_workflow_handle(plan.workflow_id, result_type=FanOutSummary)
     inp, note = plan.input, "started"
     try:
@@ -88,7 +89,7 @@ async def submit_fanout(client: Client, plan: FanOutPlan) -> tuple[WorkflowHandl
             previous: FanOutSummary = await handle.result()
             if not previous.failed:
                 return handle, "already completed"
-            inp, note = retry_failed(plan, previous), f"retrying {previous.failed} failed flows"
+            inp, note = retry_failed(plan, previous), f"retrying {plural(previous.failed, 'failed flow')}"
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -97,7 +98,7 @@ async def submit_fanout(client: Client, plan: FanOutPlan) -> tuple[WorkflowHandl
             "FanOutFlow", inp, id=plan.workflow_id, task_queue=plan.task_queue,
             memo=plan.memo(), search_attributes=plan.search_attributes(),
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL, result_type=FanOutSummary,
-            static_summary=f"fan-out of {len(plan.input.flows)} flows, {plan.input.concurrency} at a time")
+            static_summary=f"fan-out of {plural(len(plan.input.flows), 'flow')}, {plan.input.concurrency} at a time")
         return handle, note
     except WorkflowAlreadyStartedError:
         return handle, "attached"

@@ -21,6 +21,8 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from etl.core.env_values import task_queue_name
+from etl.core.errors import ConfigError
 from etl.core.extract import ExtractStrategy
 from etl.core.query import Query, QueryFactory
 from etl.core.settings import Settings
@@ -60,6 +62,10 @@ class FlowPlan:
         return TypedSearchAttributes(pairs)
 
 
+#: The largest value of a flow's numeric options (batch size, chunks in flight, ...).
+MAX_INPUT_FIELD = 10_000_000
+
+
 def flow_id(strategy: str, query: Query, streaming: bool, events_table: str = "events") -> str:
     """`<strategy>[-stream][-<member>]-<hash of the query and table>`: readable and deterministic.
 
@@ -81,7 +87,11 @@ def plan_flow(settings: Settings, strategy: str, args: dict[str, Any], *, stream
     query = QueryFactory.create(strat.query_type, args)
     inp = ETLFlowInput(query_type=strat.query_type, extract_strategy=strategy, args=query.to_dict(),
                        expected=query.expected_records(), **input_fields)
-    queue = task_queue or (settings.streaming_task_queue if streaming else settings.task_queue)
+    queue = task_queue_name("--task-queue", task_queue or (
+        settings.streaming_task_queue if streaming else settings.task_queue))
+    for name, value in input_fields.items():  # batch_size, chunks_in_flight, ...: bounded like query fields
+        if isinstance(value, bool) or (isinstance(value, int) and not 0 <= value <= MAX_INPUT_FIELD):
+            raise ConfigError(f"--{name.replace('_', '-')}", value, f"a whole number from 0 to {MAX_INPUT_FIELD:,}")
     return FlowPlan(workflow_id or flow_id(strategy, query, streaming, settings.events_table), streaming, queue,
                     inp, query)
 

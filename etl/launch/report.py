@@ -9,6 +9,11 @@ from typing import Any
 from etl.workflows.fleet_io import ChildOutcome
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 flow`, `2 flows`, `0 flows`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def totals(outcomes: list[ChildOutcome], elapsed_s: float | None = None) -> dict[str, Any]:
     """Counts over every flow; `elapsed_s` is the launch's wall time (flows overlap, so the sum
     of their durations, `flow_seconds`, is larger)."""
@@ -21,6 +26,7 @@ def totals(outcomes: list[ChildOutcome], elapsed_s: float | None = None) -> dict
         "extracted": sum(s.extracted for s in done),
         "loaded": sum(s.loaded for s in done),
         "rejected": sum(s.rejected for s in done),
+        "duplicates_skipped": sum(s.duplicates_skipped for s in done),
         "flow_seconds": flow_seconds,
         "elapsed_s": round(elapsed_s, 3) if elapsed_s is not None else None,
     }
@@ -31,6 +37,8 @@ def launch_note(outcomes: list[ChildOutcome]) -> str:
     notes = Counter(o.note.split(" (")[0] for o in outcomes)
     reused, started = notes["already completed"], notes["started"] + notes["restarted"]
     if started == 0 and notes["attached"] == 0 and reused:
+        if reused == 1:
+            return "nothing new started: the 1 flow had already completed; its recorded result is shown"
         return (f"nothing new started: all {reused} flows had already completed; "
                 "their recorded results are shown")
     parts = [f"started {started}"]
@@ -41,31 +49,40 @@ def launch_note(outcomes: list[ChildOutcome]) -> str:
     return ", ".join(parts)
 
 
+#: Under the table when some events were already in the table, so `LOADED 0` on a re-run reads right.
+DUPLICATES_NOTE = ("DUPLICATES: events already in the table (loaded by an earlier run or another flow); "
+                   "loads skip them, so a re-run shows LOADED 0 and DUPLICATES = what it read")
+
+
 def summary_table(outcomes: list[ChildOutcome], elapsed_s: float | None = None) -> str:
-    """Per flow: status, events loaded, rejects, duration, how the launcher came by it; then totals."""
-    rows = [("FLOW", "STATUS", "LOADED", "REJECTS", "DURATION", "NOTE")]
+    """Per flow: status, events loaded, duplicates skipped, rejects, duration, how the launcher came
+    by it; then totals."""
+    rows = [("FLOW", "STATUS", "LOADED", "DUPLICATES", "REJECTS", "DURATION", "NOTE")]
     for o in outcomes:
-        loaded = f"{o.summary.loaded:,}" if o.summary else "-"
-        rejects = f"{o.summary.rejected:,}" if o.summary else "-"
-        rows.append((o.workflow_id, o.status, loaded, rejects, f"{o.duration_s:.1f}s", o.note))
+        s = o.summary
+        counts = (f"{s.loaded:,}", f"{s.duplicates_skipped:,}", f"{s.rejected:,}") if s else ("-", "-", "-")
+        rows.append((o.workflow_id, o.status, *counts, f"{o.duration_s:.1f}s", o.note))
     t = totals(outcomes, elapsed_s)
     wall = f"{t['elapsed_s']:.1f}s" if t["elapsed_s"] is not None else "-"
-    rows.append((f"TOTAL: {t['flows']} flows", f"{t['completed']} ok, {t['failed']} failed",
-                 f"{t['loaded']:,}", f"{t['rejected']:,}", wall, "wall time" if t["elapsed_s"] is not None else ""))
+    rows.append((f"TOTAL: {plural(t['flows'], 'flow')}", f"{t['completed']} ok, {t['failed']} failed",
+                 f"{t['loaded']:,}", f"{t['duplicates_skipped']:,}", f"{t['rejected']:,}", wall,
+                 "wall time" if t["elapsed_s"] is not None else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    right = {2, 3, 4}
+    right = {2, 3, 4, 5}
     lines = []
     for n, row in enumerate(rows):
         cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
         if n == 0 or n == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
+    if t["duplicates_skipped"]:
+        lines.append(DUPLICATES_NOTE)
     return "\n".join(lines)
 
 
 def failures(outcomes: list[ChildOutcome]) -> str:
     failed = [o for o in outcomes if o.status != "completed"]
-    return "\n".join([f"{len(failed)} flow(s) failed:"] + [f"  {o.workflow_id}: {o.error}" for o in failed])
+    return "\n".join([f"{plural(len(failed), 'flow')} failed:"] + [f"  {o.workflow_id}: {o.error}" for o in failed])
 
 
 def as_json(outcomes: list[ChildOutcome], elapsed_s: float | None = None) -> dict[str, Any]:

@@ -61,7 +61,7 @@ async def describe_schedule(client: Client, schedule_id: str) -> dict[str, Any]:
         "when": _when(sched.spec, memo),
         "overlap": sched.policy.overlap.name.lower(),
         "paused": sched.state.paused,
-        "note": sched.state.note,
+        **_notes(sched.state.note, memo.get("note")),
         "flows": memo.get("flows"),
         "strategies": memo.get("strategies"),
         "created_at": _iso(info.created_at),
@@ -73,6 +73,24 @@ async def describe_schedule(client: Client, schedule_id: str) -> dict[str, Any]:
     }
 
 
+def _notes(state_note: str | None, created_note: str | None) -> dict[str, Any]:
+    """The note given at creation (kept in the memo: pausing replaces the schedule's own note), and
+    the schedule's current note when it says more (e.g. why it was paused)."""
+    notes: dict[str, Any] = {"note": created_note or state_note or ""}
+    if created_note and state_note and state_note != created_note:
+        notes["state_note"] = state_note
+    return notes
+
+
+def pause_note(created_note: str | None, action: str, why: str | None) -> str | None:
+    """The note `pause`/`unpause` set: the creation note first, then `paused: why`; None lets
+    Temporal write its default when there is neither."""
+    parts = [created_note] if created_note else []
+    if why:
+        parts.append(f"{action}: {why}")
+    return "; ".join(parts) or None
+
+
 async def _run_outcome(client: Client, workflow_id: str) -> dict[str, Any]:
     handle = client.get_workflow_handle(workflow_id, result_type=ScheduledRun)
     try:
@@ -81,7 +99,8 @@ async def _run_outcome(client: Client, workflow_id: str) -> dict[str, Any]:
         return {"status": "unknown", "error": str(exc)}
     if status == WorkflowExecutionStatus.COMPLETED:
         run: ScheduledRun = await handle.result()
-        return {"status": "completed", "window": [run.window_start, run.window_end],
+        # No fan-out means every flow's window was empty (e.g. a date window inside one day): nothing ran.
+        return {"status": "completed" if run.fanout else "skipped", "window": [run.window_start, run.window_end],
                 "loaded": run.fanout.loaded if run.fanout else 0, "skipped_flows": len(run.skipped)}
     if status == WorkflowExecutionStatus.RUNNING:
         return {"status": "running"}

@@ -90,7 +90,8 @@ def _window_of(strategy: str, override: tuple[str, str] | None) -> tuple[str, st
 
 def scheduled_child(settings: Settings, strategy: str, args: dict, *, since: datetime, streaming: bool,
                     task_queue: str | None, window_args: tuple[str, str] | None = None) -> ChildFlow:
-    """Validate one flow (its window filled with a sample window from `since`) as a scheduled child."""
+    """Validate one flow (its window filled with a sample window from `since`) as a scheduled child,
+    stored without that sample window."""
     window = _window_of(strategy, window_args)
     sample = dict(args)
     if window:
@@ -104,8 +105,23 @@ def scheduled_child(settings: Settings, strategy: str, args: dict, *, since: dat
     plan = plan_flow(settings, strategy, sample, streaming=streaming, task_queue=task_queue)
     child = child_of(plan)
     if window:
+        child = without_window(child, window[0], window[1])
         child = replace(child, window_start_arg=window[0], window_end_arg=window[1], window_granularity=window[2])
     return child
+
+
+def without_window(child: ChildFlow, start_arg: str, end_arg: str) -> ChildFlow:
+    """The child as the schedule stores it: the sample window it was validated with taken out of
+    its arguments, memo and `EtlQuery`, so no placeholder date is stored or shown; each run puts
+    its real window in (`etl.workflows.scheduled.in_window`)."""
+    drop = {start_arg, end_arg}
+    args = {k: v for k, v in child.input.args.items() if k not in drop}
+    memo = dict(child.memo)
+    attrs = dict(child.search_attributes)
+    if isinstance(memo.get("query"), dict):
+        memo["query"] = {k: v for k, v in memo["query"].items() if k not in drop}
+        attrs["EtlQuery"] = ", ".join(f"{k}={v}" for k, v in memo["query"].items())[:2000]
+    return replace(child, input=replace(child.input, args=args), memo=memo, search_attributes=attrs)
 
 
 def build_schedule(schedule_id: str, children: list[ChildFlow], *, since: datetime, task_queue: str,
@@ -190,4 +206,6 @@ def draft_schedule(settings: Settings, schedule_id: str, specs: list, *, cron: s
     when = describe_when(cron, every)
     memo = {"when": when, "flows": len(children), "since": start.isoformat(),
             "strategies": sorted({c.input.extract_strategy for c in children})}
+    if note:
+        memo["note"] = note  # pause and unpause replace the schedule's note; `schedule.py` keeps this one in it
     return ScheduleDraft(schedule_id, schedule, memo, children, start, when)

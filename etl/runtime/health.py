@@ -2,7 +2,10 @@
 
     /healthz  200 "ok" only while the worker runs (polls its task queue), the database answers
               and Temporal answers; else 503 with one line per problem, e.g.
-              "database: no answer from postgresql://etl@db:5432/etl within 3s".
+              "database: no answer from postgresql://etl@db:5432/etl within 3s", or at once
+              "database: postgresql://etl@db:5432/etl refused the connection (nothing listens on db:5432)".
+              The worker's version (`etl:0.1.0-3f9a1c0b2e4d (current)`, or draining, or drained:
+              may stop) is in the `X-Worker-Version` header, and under the status with `?verbose`.
     /metrics  our counters (`etl.metrics`), followed by the Temporal SDK's own metrics.
 
 The SDK's metrics come from its Rust core, which can only serve them itself: `sdk_runtime()`
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import socket
 import threading
 import urllib.request
 from datetime import timedelta
@@ -55,11 +59,15 @@ class WorkerProbe:
         return found
 
     def _database(self) -> str | None:
+        where = self.db.settings.public_database_url()
+        address = database_address(self.db.settings)
+        refused = refused_by(*address) if address else None
+        if refused:  # say so at once: the query below would retry a refused connection until the timeout
+            return f"database: {where} refused the connection ({refused})"
         with self._db_lock:  # one check in flight at a time: a dead database must not pile up threads
             if self._db_check is None or self._db_check.done():
                 self._db_check = self._start_db_check()
             check = self._db_check
-        where = self.db.settings.public_database_url()
         try:
             return None if check.result(self.timeout_s) else f"database: {where} does not answer queries"
         except concurrent.futures.TimeoutError:
@@ -81,8 +89,12 @@ class WorkerProbe:
         return future
 
     def _temporal(self) -> str | None:
-        call = self.client.service_client.check_health(timeout=timedelta(seconds=self.timeout_s))
         where = self.client.service_client.config.target_host
+        host, _, port = where.rpartition(":")
+        refused = refused_by(host, int(port)) if port.isdigit() else None
+        if refused:
+            return f"temporal: {where} refused the connection ({refused})"
+        call = self.client.service_client.check_health(timeout=timedelta(seconds=self.timeout_s))
         try:
             serving = asyncio.run_coroutine_threadsafe(call, self.loop).result(self.timeout_s + 1)
         except concurrent.futures.TimeoutError:
@@ -90,6 +102,36 @@ class WorkerProbe:
         except Exception as exc:  # noqa: BLE001 - unreachable, refused, TLS... all mean unhealthy
             return f"temporal: cannot reach {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         return None if serving else f"temporal: {where} answers but its workflow service is not serving"
+
+
+def database_address(settings) -> tuple[str, int] | None:
+    """The (host, port) the database connection goes to, or None when that is not one TCP address
+    (a Unix socket, several hosts in DATABASE_URL)."""
+    if not settings.database_url:
+        return settings.db_host, settings.db_port
+    from urllib.parse import urlsplit
+
+    try:
+        url = urlsplit(settings.database_url)
+        host, port = url.hostname, url.port or 5432
+    except ValueError:
+        return None
+    return (host, port) if host and "," not in url.netloc and not host.startswith("/") else None
+
+
+def refused_by(host: str, port: int, timeout_s: float = 1.0) -> str | None:
+    """Why `host:port` refused a TCP connection ("nothing listens on db:5432"), or None when it
+    accepted one or failed some other way (then the protocol check, with its own timeout, decides).
+
+    A refusal is immediate and final, so `/healthz` reports it at once instead of waiting out its
+    timeout on retries that cannot help."""
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=timeout_s):
+            return None
+    except ConnectionRefusedError:
+        return f"nothing listens on {host}:{port}"
+    except OSError:  # timed out, unresolvable, unreachable...: not a refusal; the real check reports it
+        return None
 
 
 def sdk_runtime(port: int):
@@ -117,8 +159,8 @@ class HealthServer:
     """Serves `/healthz` (from `problems()`) and `/metrics` on host:port from a daemon thread."""
 
     def __init__(self, host: str, port: int, problems: Callable[[], list[str]],
-                 sdk_metrics_url: str | None = None):
-        handler = _handler(problems, sdk_metrics_url)
+                 sdk_metrics_url: str | None = None, info: Callable[[], list[str]] | None = None):
+        handler = _handler(problems, sdk_metrics_url, info)
         try:
             self._server = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:
@@ -141,20 +183,30 @@ class HealthServer:
         self._server.server_close()
 
 
-def _handler(problems: Callable[[], list[str]], sdk_metrics_url: str | None) -> type[BaseHTTPRequestHandler]:
+def _handler(problems: Callable[[], list[str]], sdk_metrics_url: str | None,
+             info: Callable[[], list[str]] | None = None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             if self.path.split("?")[0] == "/healthz":
                 found = problems()
-                self._send(503 if found else 200, "\n".join(found) + "\n" if found else "ok\n")
+                # The worker's version and whether it drains: an `X-Worker-Version` header always,
+                # and lines under the status with `?verbose` (probes compare the body to "ok").
+                lines = info() if info else []
+                extra = "".join(f"{line}\n" for line in lines) if "verbose" in self.path else ""
+                headers = {"X-Worker-Version": lines[0].removeprefix("version: ")} if lines else {}
+                self._send(503 if found else 200, ("\n".join(found) + "\n" if found else "ok\n") + extra,
+                           headers=headers)
             elif self.path.split("?")[0] == "/metrics":
                 self._send(200, metrics_page(sdk_metrics_url), "text/plain; version=0.0.4")
             else:
                 self._send(404, "not found: try /healthz or /metrics\n")
 
-        def _send(self, status: int, body: str, content_type: str = "text/plain") -> None:
+        def _send(self, status: int, body: str, content_type: str = "text/plain",
+                  headers: dict[str, str] | None = None) -> None:
             data = body.encode()
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", f"{content_type}; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -178,9 +230,10 @@ def enable_sdk_metrics() -> str:
     return f"http://127.0.0.1:{port}/metrics"
 
 
-def serve_for_worker(worker, client, settings, port: int, sdk_metrics_url: str | None = None) -> HealthServer:
+def serve_for_worker(worker, client, settings, port: int, sdk_metrics_url: str | None = None,
+                     info: Callable[[], list[str]] | None = None) -> HealthServer:
     """Start `/healthz` and `/metrics` for `worker` on HEALTH_HOST:`port`; call from the worker's event loop."""
     from etl.store.db import Database
 
     probe = WorkerProbe(worker, client, Database.get(settings), asyncio.get_running_loop())
-    return HealthServer(settings.health_host, port, probe.problems, sdk_metrics_url).start()
+    return HealthServer(settings.health_host, port, probe.problems, sdk_metrics_url, info).start()

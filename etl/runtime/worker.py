@@ -4,25 +4,36 @@
 both for tests), runs the sync activities on a thread pool sized to the concurrency, and
 lets in-flight activities finish on shutdown (`graceful_shutdown_timeout`). `serve` runs
 one until SIGTERM or Ctrl-C.
+
+A worker process (`main`) always runs as a version of the fleet's Worker Deployment (see
+`etl.runtime.versioning`): it prints its version at start, makes it current if the deployment
+has none yet (a fleet's very first start), and shows on `/healthz` whether its version is
+current, ramping, draining or drained. `build_worker` without `version` (the tests' in-process
+workers) makes the worker a version of a deployment private to its task queue: workflows declare
+a versioning behaviour, and the server accepts one only from a versioned worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import sys
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Iterable
 
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import FixedSizeSlotSupplier, Worker, WorkerTuner
 
 from etl.activities.backpressure import MemoryAwareSlotSupplier, MemoryGuard
 from etl.activities.batch import ETLActivities
 from etl.core.settings import Settings
 from etl.metrics import ActivityMetricsInterceptor
+from etl.runtime import versioning
+from etl.runtime.sweeper import sweep_forever
 from etl.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -31,8 +42,10 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=60)
 
 
 def build_worker(client: Client, settings: Settings, *, task_queue: str, concurrency: int,
-                 kinds: Iterable[str] = ("batch",), identity: str | None = None) -> Worker:
-    """A worker for `kinds` ("batch", "streaming") on `task_queue`."""
+                 kinds: Iterable[str] = ("batch",), identity: str | None = None,
+                 version: WorkerDeploymentVersion | None = None, **options) -> Worker:
+    """A worker for `kinds` ("batch", "streaming") on `task_queue`, as `version` of its deployment
+    when given. `options` go to `Worker` as they are (tests add `interceptors`)."""
     kinds = set(kinds)
     db = Database.get(settings)
     workflows: list = []
@@ -45,7 +58,8 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str, concurr
         acts = ETLActivities(settings, db)
         # Batch workers also run the fleet's orchestration: fan-outs and scheduled runs.
         workflows += [ETLFlow, FanOutFlow, ScheduledFlow]
-        activities += [acts.extract_batch, acts.transform_batch, acts.load_batch, acts.finish_flow]
+        activities += [acts.extract_batch, acts.transform_batch, acts.load_batch, acts.split_extract,
+                       acts.finish_flow]
     limits: dict = {"max_concurrent_activities": concurrency}
     if "streaming" in kinds:
         from etl.activities.streaming import StreamingActivities
@@ -54,7 +68,7 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str, concurr
         guard = MemoryGuard(settings.memory_limit_mib, settings.memory_hold_max_s)
         sacts = StreamingActivities(settings, db, guard)
         workflows.append(StreamingETLFlow)
-        activities += [sacts.split_query, sacts.process_chunk]
+        activities += [sacts.split_query, sacts.process_chunk, sacts.finish_stream]
         # Above the memory threshold the worker stops taking activity tasks (new chunks).
         limits = {"tuner": WorkerTuner.create_composite(
             workflow_supplier=FixedSizeSlotSupplier(100),
@@ -62,18 +76,60 @@ def build_worker(client: Client, settings: Settings, *, task_queue: str, concurr
             local_activity_supplier=FixedSizeSlotSupplier(10),
             nexus_supplier=FixedSizeSlotSupplier(10),
         )}
-    return Worker(
+    version = version or private_version(task_queue)
+    return FleetWorker(
         client,
+        version=version,
         task_queue=task_queue,
         workflows=workflows,
         activities=activities,
         activity_executor=ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="activity"),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         identity=identity,
-        interceptors=[ActivityMetricsInterceptor()],  # every worker counts its activity attempts
+        # every worker counts its activity attempts (tests add their own interceptors after it)
+        interceptors=[ActivityMetricsInterceptor(), *options.pop("interceptors", [])],
+        # Activities go through the task queue, not eagerly to the worker that ran the workflow task,
+        # so where several workers poll, a flow's chunks spread over them (one SIGKILL, fewer chunks hit).
+        disable_eager_activity_execution=True,
+        # Heartbeats reach the server within 2 s (the SDK would hold them for 80% of the timeout).
+        max_heartbeat_throttle_interval=timedelta(seconds=2),
+        # A SIGKILLed worker's cached workflows: their next task goes to any worker after 3 s, not 10 s.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=3),
+        deployment_config=versioning.deployment_config(version),
         **limits,
+        **options,
     )
 
+
+class FleetWorker(Worker):
+    """A `Worker` that, once it polls, makes its version current if its deployment has none yet:
+    without a current version the server hands no task to a versioned worker."""
+
+    def __init__(self, *args, version: WorkerDeploymentVersion, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.version = version
+
+    async def run(self) -> None:
+        first = asyncio.create_task(self._first_version())
+        try:
+            await super().run()
+        finally:
+            first.cancel()
+
+    async def _first_version(self) -> None:
+        try:
+            await versioning.bootstrap_current(self.client, self.version)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the worker still serves; the operator can set it by hand
+            log.error("could not make %s current (%s); run: python scripts/deploy.py set-current %s",
+                      versioning.show(self.version), exc, self.version.build_id)
+
+
+def private_version(task_queue: str) -> WorkerDeploymentVersion:
+    """The version of a worker built without one: a deployment of its own task queue."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", f"local-{task_queue}")[:64]
+    return WorkerDeploymentVersion(name, "local")
 
 
 async def serve(worker: Worker) -> None:
@@ -129,6 +185,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
         parser.error(f"--health-port {args.health_port}: give a TCP port (1-65535), or 0 for none")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     identity = f"{kind}@{socket.gethostname()}:{os.getpid()}"
+    version = versioning.worker_version(settings)
 
     from etl.runtime import health
 
@@ -138,14 +195,21 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     async def run() -> None:
         client = await connect(settings)
         worker = build_worker(client, settings, task_queue=args.task_queue, concurrency=args.concurrency,
-                              kinds=(kind,), identity=identity)
-        log.info("%s starting on %s (queue %r, concurrency %d)", identity, settings.temporal_host,
-                 args.task_queue, args.concurrency)
-        server = (health.serve_for_worker(worker, client, settings, args.health_port, sdk_metrics_url)
-                  if args.health_port else None)
+                              kinds=(kind,), identity=identity, version=version)
+        print(f"worker version {versioning.show(version)} (deployment {version.deployment_name!r}, "
+              f"build id {version.build_id!r})", flush=True)
+        log.info("%s starting on %s (queue %r, concurrency %d, version %s)", identity, settings.temporal_host,
+                 args.task_queue, args.concurrency, versioning.show(version))
+        watch = versioning.DrainWatch(client, version)
+        server = (health.serve_for_worker(worker, client, settings, args.health_port, sdk_metrics_url,
+                                          info=watch.lines) if args.health_port else None)
+        background = [asyncio.create_task(watch.run()),  # tells when this version has drained
+                      asyncio.create_task(sweep_forever(client, settings))]  # staging of ended flows
         try:
             await serve(worker)
         finally:
+            for task in background:
+                task.cancel()
             if server:
                 server.stop()
 

@@ -57,3 +57,18 @@ def verify(root: Path, query_type: str | None, strategies: list[str]) -> str | N
         return None
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     return lines[-1] if lines else f"exit code {proc.returncode}"
+
+
+def refresh_env_example(root: Path) -> bool:
+    """Regenerate `root`'s `.env.example` (every declared setting, the new source's included) in a
+    fresh interpreter, so the user never edits it by hand. True when it changed."""
+    target = root / ".env.example"
+    if not target.exists():
+        return False
+    proc = subprocess.run([sys.executable, "-B", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                           "from etl.core.settings import env_example; sys.stdout.write(env_example())", str(root)],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 or proc.stdout == target.read_text():
+        return False
+    target.write_text(proc.stdout)
+    return True

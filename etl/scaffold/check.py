@@ -29,6 +29,11 @@ def examine(layout: Layout, requested: list[str]) -> Plan:
             findings.append(Finding(path, [] if new else ["missing"], Action("create", path, content)))
 
     need(layout.init, render.source_init(layout))
+    if new:  # an existing source may well read no API (synthetic): these are only a new one's start
+        need(layout.settings, render.settings(layout))
+        need(layout.client, render.client(layout))
+        for name, content in render.fixture_files(layout).items():
+            need(layout.fixture_dir / name, content)
     query_class, finding = _query(layout)
     findings += [finding] if finding else []
     need(layout.flows_init, render.flows_init(layout))

@@ -18,12 +18,13 @@ from etl.scaffold.layout import Layout
 OK, BY_HAND, REFUSED = 0, 1, 2
 
 
-def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False,
+def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False, template: str = "project",
              out: Callable[[str], None] = print, err: Callable[[str], None] | None = None) -> int:
-    """Create the source `source` with `flows` under `root`, or check and repair it."""
+    """Create the source `source` with `flows` under `root` from `template` (`person` or `project`),
+    or check and repair it."""
     err = err or (lambda line: print(line, file=sys.stderr))
     flows = list(dict.fromkeys(flows))  # a flow named twice is still one flow
-    layout = Layout(root, source)
+    layout = Layout(root, source, template)
     refused = refusals(layout, flows, out)
     if refused:
         for message in refused:
@@ -52,6 +53,8 @@ def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False
             return BY_HAND
         registered = ([f"query type {source!r}"] if query_type else []) + strategies
         out(f"Imported cleanly; registered {', '.join(registered)}.")
+        if apply.refresh_env_example(root):
+            out("Updated .env.example with the source's settings.")
     if plan.marked:
         report.next_steps(plan, out)
     return status
@@ -75,4 +78,20 @@ def refusals(layout: Layout, flows: list[str], out: Callable[[str], None]) -> li
         where = layout.rel(failure[0]) if failure[0] else "a source"
         out(f"note: {where} does not import ({failure[1]}); names were read from the files instead")
     planned = list(dict.fromkeys(layout.existing_flows() + flows)) or [names.DEFAULT_FLOW]
-    return owners.clashes(layout, planned, found)
+    return owners.clashes(layout, planned, found) + _prefix_clash(layout)
+
+
+def _prefix_clash(layout: Layout) -> list[str]:
+    """A new source's settings prefix (`ACME_`) must not be another source's (`LP_` is Launchpad's)."""
+    if layout.dir.exists():
+        return []
+    try:
+        from etl.core.source_settings import source_settings_classes
+
+        taken = {cls.prefix: cls.__module__ for cls in source_settings_classes()}
+    except Exception:  # noqa: BLE001 - a broken source was reported above; its prefix cannot be known
+        return []
+    if layout.prefix in taken:
+        return [f"source name {layout.source!r} would read its settings as {layout.prefix}*, which "
+                f"{taken[layout.prefix]} already declares; pick another source name"]
+    return []

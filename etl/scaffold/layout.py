@@ -3,11 +3,18 @@
 Every source has the same shape, so adding one is copying a pattern:
 
     sources/<source>/__init__.py
+    sources/<source>/settings.py         @source_settings(prefix="<SOURCE>_") class <Source>Settings
+    sources/<source>/client.py           connect(settings): the kit's HTTP client for the API
     sources/<source>/query.py            @query_type("<source>") class <Source>Query
     sources/<source>/flows/__init__.py
     sources/<source>/flows/<flow>.py     @extract_method("<source>-<flow>") def extract_<flow>
+    sources/<source>/fixture/            the offline API: server.py (<Source>Fixture), __main__.py
     sources/<source>/README.md
     tests/sources/test_<source>.py
+
+A source is made from one of two templates (`KINDS`): `person`, whose query names a member and a
+window of days, as Launchpad's; or `project`, whose query names a project and a time window,
+as GitHub's. An existing source's kind is read from its query (a `member_field` means person).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from pathlib import Path
 
 from etl.scaffold.names import SKIPPED
 
+KINDS = ("project", "person")
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -24,10 +33,47 @@ class Layout:
 
     root: Path
     source: str
+    template: str = "project"
+    """The template a new source gets (`KINDS`)."""
+
+    @property
+    def kind(self) -> str:
+        """`person` or `project`: the existing query's, else the template asked for."""
+        if self.query.exists() and "member_field" in self.query.read_text(encoding="utf-8", errors="replace"):
+            return "person"
+        return "project" if self.query.exists() else self.template
 
     @property
     def dir(self) -> Path:
         return self.root / "sources" / self.source
+
+    @property
+    def settings(self) -> Path:
+        return self.dir / "settings.py"
+
+    @property
+    def client(self) -> Path:
+        return self.dir / "client.py"
+
+    @property
+    def fixture_dir(self) -> Path:
+        return self.dir / "fixture"
+
+    @property
+    def prefix(self) -> str:
+        """The settings' environment prefix: `acme_crm` -> `ACME_CRM_`."""
+        return self.source.upper() + "_"
+
+    def _camel(self, suffix: str) -> str:
+        return "".join(part.capitalize() for part in self.source.split("_")) + suffix
+
+    @property
+    def settings_class(self) -> str:
+        return self._camel("Settings")
+
+    @property
+    def fixture_class(self) -> str:
+        return self._camel("Fixture")
 
     @property
     def init(self) -> Path:
@@ -68,7 +114,7 @@ class Layout:
     @property
     def query_class(self) -> str:
         """The query class a new source gets: `acme_crm` -> `AcmeCrmQuery`."""
-        return "".join(part.capitalize() for part in self.source.split("_")) + "Query"
+        return self._camel("Query")
 
     def flow(self, flow: str) -> Path:
         return self.flows_dir / f"{flow}.py"

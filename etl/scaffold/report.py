@@ -42,7 +42,16 @@ def summary(plan: Plan, dry_run: bool, out: Out) -> None:
         counts[action.verb] = counts.get(action.verb, 0) + 1
     hand = len({f.path for f in plan.by_hand})
     if not counts and not hand:
-        out(f"{layout.rel(layout.dir)} is healthy: nothing to change.")
+        left = todos(layout)
+        if not left:
+            out(f"{layout.rel(layout.dir)} is healthy: nothing to change.")
+            return
+        out(f"{layout.rel(layout.dir)} works and needs no repair, but is not finished: {len(left)} TODO or SAMPLE "
+            f"marker{'s' * (len(left) != 1)} left to fill in:")
+        for line in left[:MAX_TODOS]:
+            out(f"  todo {line}")
+        if len(left) > MAX_TODOS:
+            out(f"  ... and {len(left) - MAX_TODOS} more: grep -rn 'SAMPLE:\\|TODO' {layout.rel(layout.dir)}")
         return
     done = ", ".join(f"{'would ' + verb if dry_run else _PAST[verb]} {n} file{'s' * (n != 1)}"
                      for verb, n in counts.items())
@@ -55,14 +64,35 @@ def summary(plan: Plan, dry_run: bool, out: Out) -> None:
         out("Dry run: nothing was changed.")
 
 
+MAX_TODOS = 12
+_MARKERS = ("TODO", "SAMPLE:")
+
+
+def todos(layout) -> list[str]:
+    """`file:line: text` of every TODO and SAMPLE marker left in the source's files and its test."""
+    files = sorted(p for p in layout.dir.rglob("*") if p.suffix in (".py", ".md") and "__pycache__" not in p.parts)
+    found = []
+    for path in files + ([layout.test] if layout.test.exists() else []):
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if any(marker in line for marker in _MARKERS):
+                found.append(f"{layout.rel(path)}:{number}: {line.strip()[:90]}")
+    return found
+
+
 def next_steps(plan: Plan, out: Out) -> None:
     """What is left to fill in (the query, the extract methods), and how to run the flows and the tests."""
     layout, rel = plan.layout, plan.layout.rel
     todo = [f for f in plan.flows if f in plan.marked]
     readme = layout.readme.read_text(encoding="utf-8") if layout.readme.exists() else "TODO"
     out("")
-    out("Next steps: fill in two things." if plan.query_marked else "Next steps:")
+    out("Next steps: make the fixture, the query and the flows the real API's." if plan.query_marked
+        else "Next steps:")
     step = 1
+    server = layout.fixture_dir / "server.py"
+    if server.exists() and "TODO" in server.read_text(encoding="utf-8", errors="replace"):
+        out(f"  {step}. The fixture API in {rel(server)}: the real API's paths, fields and paging, with data "
+            "the flows must get right (paging, token checks and faults are the kit's).")
+        step += 1
     if plan.query_marked:
         out(f"  {step}. The query: {plan.query_class} in {rel(layout.query)}: its fields, and validate().")
         step += 1

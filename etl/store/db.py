@@ -4,10 +4,15 @@ One instance per (connection string, events table) per process, made with
 double-checked locking by `Database.get(settings)`. It owns a
 `ThreadedConnectionPool(DB_MIN_CONN, DB_MAX_CONN)`; callers wait for a free
 connection rather than failing when all are in use. A lost connection (server
-restart, `pg_terminate_backend`) throws the whole pool away and the operation
-is retried on a fresh one, with exponential backoff and a cap; other errors are
-raised as they are. Every value reaches the server as a parameter or through
-COPY; identifiers are quoted with `psycopg2.sql`.
+restart, `pg_terminate_backend`) is closed and replaced on its own: connections
+other threads are using are left alone (their transactions go on), and idle ones
+are checked with a ping before they are handed out again. The operation is
+retried on a fresh connection with exponential backoff (capped) for up to
+`DB_RETRY_S` seconds; after that the error reaches the activity, and Temporal's
+retry policy (`etl.workflows.common.ACTIVITY_RETRY`) takes over. Other errors are
+raised as they are. Every statement runs under `statement_timeout`
+(`DB_STATEMENT_TIMEOUT_S`). Every value reaches the server as a parameter or
+through COPY; identifiers are quoted with `psycopg2.sql`.
 """
 
 from __future__ import annotations
@@ -102,7 +107,6 @@ class Database:
     _instances: dict[tuple[str, str], "Database"] = {}
     _instances_lock = threading.Lock()
 
-    max_attempts = 6
     backoff_initial = 0.2
     backoff_cap = 5.0
 
@@ -134,7 +138,13 @@ class Database:
         self._slots = threading.BoundedSemaphore(settings.db_max_conn)
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
         self._schema_ready = False
-        self.pool_recreations = 0
+        self.retry_s = settings.db_retry_s
+        self.connections_replaced = 0
+        """Connections found broken and replaced (the others in the pool were kept)."""
+        self._losses = 0
+        """How many connection losses this process has seen; an idle connection checked before the
+        latest loss is pinged before use, since the server may have restarted under it."""
+        self._checked: dict[int, int] = {}
 
     # -- connections -------------------------------------------------------
 
@@ -143,31 +153,51 @@ class Database:
         if pool is None:
             with self._lock:
                 if self._pool is None:
+                    timeout_ms = int(self.settings.db_statement_timeout_s * 1000)
                     self._pool = psycopg2.pool.ThreadedConnectionPool(
-                        self.settings.db_min_conn, self.settings.db_max_conn, self._dsn, connect_timeout=10
+                        self.settings.db_min_conn, self.settings.db_max_conn, self._dsn, connect_timeout=10,
+                        options=f"-c statement_timeout={timeout_ms}",
                     )
                 pool = self._pool
         return pool
 
-    def _discard_pool(self, broken: psycopg2.pool.ThreadedConnectionPool) -> None:
+    def _replace(self, pool: psycopg2.pool.ThreadedConnectionPool, conn) -> None:
+        """Close one broken connection; the pool opens a new one when it is next short."""
         with self._lock:
-            if self._pool is broken:
-                self._pool = None
-                self.pool_recreations += 1
-                log.warning("database connection lost; recreating the pool (%d so far)", self.pool_recreations)
-                try:
-                    broken.closeall()
-                except Exception:  # noqa: BLE001 - the pool is already unusable
-                    pass
+            self.connections_replaced += 1
+            self._losses += 1
+            self._checked.pop(id(conn), None)
+        log.warning("database connection lost; replacing it (%d replaced so far)", self.connections_replaced)
+        try:
+            pool.putconn(conn, close=True)
+        except psycopg2.pool.PoolError:
+            conn.close()
+
+    def _healthy_conn(self, pool: psycopg2.pool.ThreadedConnectionPool):
+        """A connection from the pool; after a loss, an idle one is pinged first and replaced if dead."""
+        for _ in range(self.settings.db_max_conn + 1):
+            conn = pool.getconn()
+            if self._checked.get(id(conn)) == self._losses:
+                return conn
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                conn.rollback()
+            except CONNECTION_ERRORS:
+                self._replace(pool, conn)
+                continue
+            self._checked[id(conn)] = self._losses
+            return conn
+        return pool.getconn()
 
     @contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
         """A pooled connection inside a transaction: committed on success, rolled back on error,
-        always handed back; a connection that failed at the connection level is closed, and the
-        pool it came from is rebuilt."""
+        always handed back; a connection that failed at the connection level is closed and
+        replaced, and only it."""
         with self._slots:
             pool = self._current_pool()
-            conn = pool.getconn()
+            conn = self._healthy_conn(pool)
             lost = False
             try:
                 yield conn
@@ -182,11 +212,7 @@ class Database:
                 raise
             finally:
                 if lost or conn.closed:
-                    try:
-                        pool.putconn(conn, close=True)
-                    except psycopg2.pool.PoolError:
-                        conn.close()
-                    self._discard_pool(pool)
+                    self._replace(pool, conn)
                 else:
                     try:
                         pool.putconn(conn)
@@ -201,18 +227,22 @@ class Database:
 
     def _run(self, work: Callable[[Any], T], what: str) -> T:
         delay = self.backoff_initial
-        for attempt in range(1, self.max_attempts + 1):
+        deadline = time.monotonic() + self.retry_s
+        attempt = 1
+        while True:
             try:
                 with self.connection() as conn, conn.cursor() as cur:
                     return work(cur)
             except CONNECTION_ERRORS + TRANSIENT_ERRORS as exc:
-                if attempt == self.max_attempts or not (isinstance(exc, TRANSIENT_ERRORS) or connection_lost(exc)):
+                pause = delay * (0.5 + random.random())
+                if (time.monotonic() + pause > deadline
+                        or not (isinstance(exc, TRANSIENT_ERRORS) or connection_lost(exc))):
                     raise
-                log.warning("%s failed (%s: %s); attempt %d of %d in %.1fs",
-                            what, type(exc).__name__, str(exc).strip(), attempt + 1, self.max_attempts, delay)
-                time.sleep(delay * (0.5 + random.random()))
+                attempt += 1
+                log.warning("%s failed (%s: %s); attempt %d in %.1fs (retrying for up to DB_RETRY_S=%gs)",
+                            what, type(exc).__name__, str(exc).strip(), attempt, pause, self.retry_s)
+                time.sleep(pause)
                 delay = min(delay * 2, self.backoff_cap)
-        raise AssertionError("unreachable")
 
     def close(self) -> None:
         with self._lock:
@@ -238,14 +268,20 @@ class Database:
 
     # -- writes ------------------------------------------------------------
 
-    def insert_events_batch(self, events: Sequence[Event]) -> int:
+    def insert_events_batch(self, events: Sequence[Event], *, loaded_by: str | None = None,
+                            then: Callable[[Any, int], None] | None = None) -> int:
         """Insert events idempotently; returns how many rows were new.
 
         COPY into a temporary table, then `INSERT ... SELECT ... ON CONFLICT (event_id)
         DO NOTHING`, in one transaction: duplicates inside the batch or already in the
         table are skipped, and a retry after a lost acknowledgement inserts nothing twice.
+        Each new row records `loaded_by` (the loading workflow id) and `loaded_at` (the
+        transaction's time). `then(cursor, inserted)` runs in the same transaction, so what it
+        writes (a resume cursor, a ledger row) commits with the rows or not at all.
         """
         if not events:
+            if then is not None:
+                self.run(lambda cur: then(cur, 0), what="checkpoint of an empty page")
             return 0
         payload = "".join(event.copy_row() for event in events)
 
@@ -262,11 +298,15 @@ class Database:
             )
             cur.execute(
                 sql.SQL(
-                    "INSERT INTO {events} ({cols}) SELECT {cols} FROM etl_load_buffer "
-                    "ON CONFLICT (event_id) DO NOTHING"
-                ).format(events=self.tables.events, cols=_COLUMN_LIST)
+                    "INSERT INTO {events} ({cols}, loaded_by, loaded_at) SELECT {cols}, %s, now() "
+                    "FROM etl_load_buffer ON CONFLICT (event_id) DO NOTHING"
+                ).format(events=self.tables.events, cols=_COLUMN_LIST),
+                (loaded_by,),
             )
-            return cur.rowcount
+            inserted = cur.rowcount
+            if then is not None:
+                then(cur, inserted)
+            return inserted
 
         return self.run(load, what=f"insert of {len(events)} events")
 
@@ -280,17 +320,19 @@ class Database:
             return 0
 
         def insert(cur) -> int:
-            psycopg2.extras.execute_values(
+            # RETURNING, fetched over every page: `cur.rowcount` would count the last page of 500 only.
+            written = psycopg2.extras.execute_values(
                 cur,
                 sql.SQL(
                     "INSERT INTO {rejects} (reject_key, source, strategy, workflow_id, reason, record) "
-                    "VALUES %s ON CONFLICT (reject_key) DO NOTHING"
+                    "VALUES %s ON CONFLICT (reject_key) DO NOTHING RETURNING 1"
                 ).format(rejects=self.tables.rejects).as_string(cur),
                 rows,
                 template="(%s, %s, %s, %s, %s, %s::jsonb)",
                 page_size=500,
+                fetch=True,
             )
-            return cur.rowcount
+            return len(written)
 
         return self.run(insert, what=f"insert of {len(rows)} rejects")
 
@@ -335,5 +377,5 @@ class Database:
             "idle": idle,
             "available": self.settings.db_max_conn - in_use,
             "open": pool is not None,
-            "recreations": self.pool_recreations,
+            "replaced": self.connections_replaced,
         }

@@ -4,7 +4,15 @@
     events_rejects    records that could not become events, with the reason
     events_raw_pages  ETLFlow claim checks: extracted batches, one row per source page (JSON lines)
     events_staged     ETLFlow claim checks: transformed events waiting for load
-    events_loads      ledger of loaded batches, so a retried load reports the same counts
+    events_loads      ETLFlow's loaded batches, so a retried load reports the same counts
+    events_cursors    resume points: the last committed page of each chunk or batch extract, written
+                      in the page's own transaction (and a done marker after the last page)
+    events_ledger     append-only: one row per committed page or load (records, rows inserted, workflow,
+                      attempt); what the rework and doubling figures are measured from
+
+`events` also carries provenance: `loaded_by` (the loading workflow id) and `loaded_at`. Columns
+added after a table was first created are added by `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`,
+so an existing table is migrated the first time a worker touches it.
 """
 
 from __future__ import annotations
@@ -56,6 +64,19 @@ class Tables:
     def loads(self) -> sql.Identifier:
         return self._id("_loads")
 
+    @property
+    def cursors(self) -> sql.Identifier:
+        return self._id("_cursors")
+
+    @property
+    def ledger(self) -> sql.Identifier:
+        return self._id("_ledger")
+
+    @property
+    def staging_tables(self) -> tuple[sql.Identifier, ...]:
+        """What a flow leaves while it runs and must not leave when it ends."""
+        return (self.raw, self.staged, self.cursors)
+
     def ddl(self) -> list[sql.Composed]:
         """Statements that create every table; running them twice is harmless."""
         f = sql.SQL
@@ -76,7 +97,9 @@ class Tables:
                     created_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
             ).format(rejects=self.rejects),
             f(
-                """CREATE TABLE IF NOT EXISTS {raw} (
+                # UNLOGGED (no WAL): a crash of PostgreSQL empties it, and ETLFlow extracts the
+                # lost batches again; everything else here is logged.
+                """CREATE UNLOGGED TABLE IF NOT EXISTS {raw} (
                     batch_key TEXT NOT NULL,
                     page_no INTEGER NOT NULL,
                     records TEXT NOT NULL,
@@ -84,7 +107,7 @@ class Tables:
                     PRIMARY KEY (batch_key, page_no))"""
             ).format(raw=self.raw),
             f(
-                "CREATE TABLE IF NOT EXISTS {staged} (batch_key TEXT NOT NULL, " + EVENT_COLUMNS.format(
+                "CREATE UNLOGGED TABLE IF NOT EXISTS {staged} (batch_key TEXT NOT NULL, " + EVENT_COLUMNS.format(
                     event_id="event_id TEXT NOT NULL") + ")"
             ).format(staged=self.staged),
             f("CREATE INDEX IF NOT EXISTS {idx} ON {staged} (batch_key)").format(
@@ -98,4 +121,31 @@ class Tables:
                     inserted INTEGER NOT NULL,
                     loaded_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
             ).format(loads=self.loads),
+            f(
+                """CREATE TABLE IF NOT EXISTS {cursors} (
+                    unit_key TEXT PRIMARY KEY,
+                    state JSONB NOT NULL,
+                    done BOOLEAN NOT NULL DEFAULT false,
+                    updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+            ).format(cursors=self.cursors),
+            f(
+                """CREATE TABLE IF NOT EXISTS {ledger} (
+                    id BIGSERIAL PRIMARY KEY,
+                    unit_key TEXT NOT NULL,
+                    page_no INTEGER,
+                    kind TEXT NOT NULL,
+                    records INTEGER NOT NULL,
+                    inserted INTEGER NOT NULL,
+                    workflow_id TEXT,
+                    attempt INTEGER,
+                    at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+            ).format(ledger=self.ledger),
+            # Migrations of tables made by earlier versions (no-ops on fresh ones).
+            *(f("DO $$BEGIN IF (SELECT relpersistence FROM pg_class WHERE oid = {name}::regclass) = 'p' "
+                "THEN ALTER TABLE {t} SET UNLOGGED; END IF; END$$").format(
+                name=sql.Literal(f'"{self.name}{suffix}"'), t=self._id(suffix)) for suffix in ("_raw_pages", "_staged")),
+            f("ALTER TABLE {events} ADD COLUMN IF NOT EXISTS loaded_by TEXT, "
+              "ADD COLUMN IF NOT EXISTS loaded_at TIMESTAMPTZ").format(events=self.events),
+            f("ALTER TABLE {staged} ADD COLUMN IF NOT EXISTS created_at TIMESTAMPTZ NOT NULL DEFAULT now()").format(
+                staged=self.staged),
         ]

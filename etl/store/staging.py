@@ -8,17 +8,35 @@ never travels through workflow history and any worker of the fleet can run any s
 
 Every step replaces what an earlier attempt of the same batch left, so retries are
 harmless; `load_staged` answers a repeated call from its ledger with the first counts.
+Staging and loading take a transaction-scoped advisory lock on the batch key, so two
+overlapping attempts of one step (the first still running after a heartbeat timeout) run
+one after the other, and a transform that comes after the load stages nothing.
+
+Whatever way a flow ends, its staging goes: `forget` when it completes or fails, and
+`sweep` (run by every worker, see `etl.runtime.sweeper`) for flows that were terminated,
+timed out or reset, and for anything older than `STAGING_RETENTION_S`.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any, Iterable
 
 from psycopg2 import sql
 
 from etl.core.models import Event
+from etl.store.checkpoints import Checkpoints, Commit
 from etl.store.db import _COLUMN_LIST, Database
+
+
+def lock_key(cur, key: str) -> None:
+    """Serialise every transaction about `key` (released at commit or rollback)."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
+
+
+def _like_prefix(flow_key: str) -> str:
+    return flow_key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
 
 
 class StagedBatchMissing(Exception):
@@ -35,14 +53,23 @@ class Staging:
     def __init__(self, db: Database):
         self.db = db
         self.t = db.tables
+        self.checkpoints = Checkpoints(db)
 
-    def stage_raw_page(self, batch_key: str, page_no: int, json_lines: list[str]) -> None:
-        """Stage one extracted page (replacing what an earlier attempt left under the same number)."""
+    def stage_raw_page(self, batch_key: str, page_no: int, json_lines: list[str],
+                       progress: dict[str, Any] | None = None, done: bool = False,
+                       commit: Commit | None = None) -> None:
+        """Stage one extracted page (replacing what an earlier attempt left under the same number),
+        with the extract's resume point (`progress`, `done`) and its ledger row in the same transaction."""
 
         def write(cur) -> None:
+            lock_key(cur, batch_key)
             cur.execute(sql.SQL("INSERT INTO {raw} (batch_key, page_no, records) VALUES (%s, %s, %s) "
                                 "ON CONFLICT (batch_key, page_no) DO UPDATE SET records = EXCLUDED.records"
                                 ).format(raw=self.t.raw), (batch_key, page_no, "\n".join(json_lines)))
+            if progress is not None:
+                self.checkpoints.save(cur, batch_key, progress, done)
+            if commit is not None:
+                self.checkpoints.log(cur, commit)
 
         self.db.run(write, what=f"staging page {page_no} of batch {batch_key}")
 
@@ -51,6 +78,11 @@ class Staging:
         self.db.run(lambda cur: cur.execute(
             sql.SQL("DELETE FROM {raw} WHERE batch_key = %s AND page_no >= %s").format(raw=self.t.raw),
             (batch_key, from_page)), what=f"discarding pages of batch {batch_key}")
+
+    def raw_page_count(self, batch_key: str) -> int:
+        """How many pages of the batch are staged."""
+        return self.db.scalar(sql.SQL("SELECT count(*) FROM {raw} WHERE batch_key = %s").format(raw=self.t.raw),
+                              (batch_key,))
 
     def read_raw(self, batch_key: str) -> list[str] | None:
         """The staged JSON lines in page order, or None when no page of the batch is staged."""
@@ -69,7 +101,12 @@ class Staging:
         prefix = batch_key.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n") + "\t"
         payload = "".join(prefix + event.copy_row() for event in events)
 
-        def write(cur) -> None:
+        def write(cur) -> bool:
+            lock_key(cur, batch_key)
+            cur.execute(sql.SQL("SELECT 1 FROM {loads} WHERE batch_key = %s").format(loads=self.t.loads),
+                        (batch_key,))
+            if cur.fetchone() is not None:
+                return False  # an overlapping attempt already staged and loaded it: nothing to add
             cur.execute(sql.SQL("DELETE FROM {staged} WHERE batch_key = %s").format(staged=self.t.staged),
                         (batch_key,))
             if payload:
@@ -78,13 +115,16 @@ class Staging:
                                                                                  cols=_COLUMN_LIST),
                     io.StringIO(payload),
                 )
+            return True
 
-        self.db.run(write, what=f"staging {len(events)} events of batch {batch_key}")
+        return self.db.run(write, what=f"staging {len(events)} events of batch {batch_key}")
 
-    def load_staged(self, batch_key: str, expected: int) -> LoadCounts:
+    def load_staged(self, batch_key: str, expected: int, loaded_by: str | None = None,
+                    attempt: int | None = None) -> LoadCounts:
         """Move a staged batch into the events table, once; a repeat returns the first counts."""
 
         def load(cur) -> LoadCounts:
+            lock_key(cur, batch_key)
             cur.execute(sql.SQL("SELECT staged, inserted FROM {loads} WHERE batch_key = %s").format(
                 loads=self.t.loads), (batch_key,))
             done = cur.fetchone()
@@ -96,10 +136,10 @@ class Staging:
             if staged != expected:
                 raise StagedBatchMissing(f"batch {batch_key}: {staged} rows staged, {expected} expected")
             cur.execute(
-                sql.SQL("INSERT INTO {events} ({cols}) SELECT {cols} FROM {staged} WHERE batch_key = %s "
-                        "ON CONFLICT (event_id) DO NOTHING").format(
+                sql.SQL("INSERT INTO {events} ({cols}, loaded_by, loaded_at) SELECT {cols}, %s, now() "
+                        "FROM {staged} WHERE batch_key = %s ON CONFLICT (event_id) DO NOTHING").format(
                     events=self.t.events, cols=_COLUMN_LIST, staged=self.t.staged),
-                (batch_key,),
+                (loaded_by, batch_key),
             )
             inserted = cur.rowcount
             cur.execute(sql.SQL("DELETE FROM {staged} WHERE batch_key = %s").format(staged=self.t.staged),
@@ -107,16 +147,69 @@ class Staging:
             cur.execute(sql.SQL("DELETE FROM {raw} WHERE batch_key = %s").format(raw=self.t.raw), (batch_key,))
             cur.execute(sql.SQL("INSERT INTO {loads} (batch_key, staged, inserted) VALUES (%s, %s, %s)").format(
                 loads=self.t.loads), (batch_key, staged, inserted))
+            self.checkpoints.log(cur, Commit(batch_key, "load", staged, inserted, workflow_id=loaded_by,
+                                             attempt=attempt))
             return LoadCounts(staged, inserted)
 
         return self.db.run(load, what=f"loading batch {batch_key}")
 
-    def forget(self, flow_key: str) -> None:
-        """Drop everything a finished flow left behind (its ledger rows and any stray staging)."""
-        pattern = flow_key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+    def _keyed(self) -> tuple[tuple[sql.Identifier, str, str], ...]:
+        """(table, key column, time column) of everything a flow keeps while it runs."""
+        return ((self.t.raw, "batch_key", "created_at"), (self.t.staged, "batch_key", "created_at"),
+                (self.t.cursors, "unit_key", "updated_at"), (self.t.loads, "batch_key", "loaded_at"))
 
-        def purge(cur) -> None:
-            for table in (self.t.loads, self.t.staged, self.t.raw):
-                cur.execute(sql.SQL("DELETE FROM {t} WHERE batch_key LIKE %s").format(t=table), (pattern,))
+    def forget(self, flow_key: str) -> int:
+        """Drop everything a flow left behind (staged pages and events, resume points, its batch
+        ledger); returns the rows removed. The append-only `events_ledger` stays: it is history."""
+        pattern = _like_prefix(flow_key)
 
-        self.db.run(purge, what=f"cleaning up after {flow_key}")
+        def purge(cur) -> int:
+            removed = 0
+            for table, key, _ in self._keyed():
+                cur.execute(sql.SQL("DELETE FROM {t} WHERE {k} LIKE %s").format(t=table, k=sql.Identifier(key)),
+                            (pattern,))
+                removed += cur.rowcount
+            return removed
+
+        return self.db.run(purge, what=f"cleaning up after {flow_key}")
+
+    def flows(self) -> dict[str, float]:
+        """Every flow key that has something in staging, with the age in seconds of its oldest row."""
+        # A flow key is `workflow_id/run_id`; a unit key adds segments after the run id (a UUID).
+        flow = ("coalesce(substring({k} from '^(.*/[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-"
+                "[0-9a-f]{{12}})/'), regexp_replace({k}, '/[^/]*$', ''))")
+        parts = [sql.SQL("SELECT " + flow + " AS flow, "
+                         "extract(epoch FROM now() - min({at})) AS age FROM {t} GROUP BY 1").format(
+            t=table, k=sql.Identifier(key), at=sql.Identifier(at)) for table, key, at in self._keyed()]
+        query = sql.SQL("SELECT flow, max(age) FROM ({u}) AS every GROUP BY flow").format(
+            u=sql.SQL(" UNION ALL ").join(parts))
+        return dict(self.db.run(lambda cur: (cur.execute(query), [(f, float(a)) for f, a in cur.fetchall()])[1],
+                                what="listing staged flows"))
+
+    def sweep(self, flow_keys: Iterable[str], older_than_s: float | None = None) -> int:
+        """Remove the staging of `flow_keys` (ended flows) and, with `older_than_s`, every row older
+        than that; returns the rows removed."""
+        removed = sum(self.forget(key) for key in flow_keys)
+        if older_than_s is not None:
+            def purge(cur) -> int:
+                count = 0
+                for table, _, at in self._keyed():
+                    cur.execute(sql.SQL("DELETE FROM {t} WHERE {at} < now() - make_interval(secs => %s)").format(
+                        t=table, at=sql.Identifier(at)), (older_than_s,))
+                    count += cur.rowcount
+                return count
+
+            removed += self.db.run(purge, what="sweeping old staging")
+        return removed
+
+    def rows(self) -> int:
+        """Rows in the staging tables (every flow's), for checks after a flow ended."""
+        query = sql.SQL(" + ").join(sql.SQL("(SELECT count(*) FROM {t})").format(t=t) for t, _, _ in self._keyed())
+        return self.db.scalar(sql.SQL("SELECT ") + query)
+
+    def size_bytes(self) -> int:
+        """Bytes of the rows in the staging tables (live rows, not the space PostgreSQL keeps for reuse)."""
+        query = sql.SQL(" + ").join(
+            sql.SQL("(SELECT coalesce(sum(pg_column_size(x.*)), 0) FROM {t} AS x)").format(t=t)
+            for t, _, _ in self._keyed())
+        return int(self.db.scalar(sql.SQL("SELECT ") + query))

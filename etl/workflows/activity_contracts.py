@@ -43,6 +43,11 @@ class BatchActivities:
         raise NotImplementedError
 
     @activity.defn
+    def split_extract(self, inp: SplitInput) -> SplitResult:
+        """Disjoint parts of the query, extracted in parallel (the query itself when it cannot split)."""
+        raise NotImplementedError
+
+    @activity.defn
     def finish_flow(self, flow_key: str) -> None:
         """Drop what the flow left in staging."""
         raise NotImplementedError
@@ -59,4 +64,9 @@ class StreamingActivities:
     @activity.defn
     def process_chunk(self, inp: ChunkInput) -> ChunkState:
         """Run a chunk from its cursor for up to `max_pages` pages."""
+        raise NotImplementedError
+
+    @activity.defn
+    def finish_stream(self, flow_key: str) -> None:
+        """Drop the flow's resume points and anything else it left in staging."""
         raise NotImplementedError

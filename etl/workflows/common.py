@@ -16,6 +16,11 @@ NON_RETRYABLE_TYPES = ["QueryError", "SourceError", "UnknownNameError", "Duplica
 
 #: Transient failures (network, HTTP 5xx/429, a restarting database) are retried with
 #: exponential backoff capped at a minute; errors retrying cannot fix are listed by type.
+#: A source that asks to wait (Retry-After, a rate-limit reset hours away) raises
+#: `SourceUnavailable(retry_after_s=...)`, which the activity turns into `next_retry_delay`:
+#: Temporal honours it beyond `maximum_interval`, so the whole wait costs one of the 50
+#: attempts instead of 50 one-minute retries (about 44 minutes) that fail the flow
+#: (tests/sources/test_github.py, the rate-limit reset hours away).
 ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -23,6 +28,11 @@ ACTIVITY_RETRY = RetryPolicy(
     maximum_attempts=50,
     non_retryable_error_types=NON_RETRYABLE_TYPES,
 )
+
+#: Dropping staging after a flow ends: a few quick tries, then the workers' sweep takes over.
+CLEANUP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
+                            maximum_attempts=5)
+
 
 def should_continue_as_new(history_budget: int) -> bool:
     """Continue as new well before the 10,000-event mark, whatever the server suggests."""
@@ -37,13 +47,14 @@ def progress_of(stage: str, state: FlowState, expected: int | None, running: int
         stage=stage, extracted=state.extracted, rejected=state.rejected, loaded=state.loaded,
         duplicates_skipped=state.duplicates_skipped, batches=state.batches, done=state.done, expected=expected,
         chunks_running=running, chunks_done=sum(1 for c in state.chunks if c.done), chunks_total=len(state.chunks),
-        backpressure="; ".join(held[-3:]),
+        chunk_calls=state.chunk_calls, pages=sum(c.pages for c in state.chunks), backpressure="; ".join(held[-3:]),
     )
 
 
 def show_details(progress: FlowProgress) -> None:
     """The flow's current details in the UI: its stage, then its counts."""
-    chunks = (f"chunks: {progress.chunks_done}/{progress.chunks_total} done, {progress.chunks_running} running · "
+    chunks = (f"chunks read to the end: {progress.chunks_done}/{progress.chunks_total} · chunk calls: "
+              f"{progress.chunk_calls} done, {progress.chunks_running} running · pages: {progress.pages:,} · "
               if progress.chunks_total else f"batches: {progress.batches} · ")
     workflow.set_current_details(
         f"**{progress.stage}**\n\n{chunks}extracted: {progress.extracted:,} · loaded: {progress.loaded:,} · "

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, VersioningBehavior
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -46,7 +46,12 @@ def child_search_attributes(child: ChildFlow, streaming: bool) -> TypedSearchAtt
                                   for name, value in values.items() if name in _KEYS and value])
 
 
-@workflow.defn
+# AUTO_UPGRADE: a fan-out can outlive many deploys (a whole team x every flow), and pinning it
+# would keep its old workers running until the last child ends. It does no work itself: it
+# starts children (each PINNED to the version current when it starts) and collects results.
+# Its own code is small and changes rarely; a change must replay its recorded histories
+# (patch with `workflow.patched`, see README "Changing a workflow safely").
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class FanOutFlow:
     def __init__(self) -> None:
         self._total = 0

@@ -28,6 +28,8 @@ class FlowState:
     """How many runs (continue-as-new generations) this flow has used."""
     chunks: list["ChunkState"] = field(default_factory=list)
     """StreamingETLFlow: the chunks and where each stands."""
+    chunk_calls: int = 0
+    """StreamingETLFlow: chunk activity calls completed (a chunk takes one call per `pages_per_call` pages)."""
 
 
 @dataclass
@@ -39,8 +41,12 @@ class ETLFlowInput:
     args: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 5000
     """ETLFlow: records per staged batch."""
-    batches_in_flight: int = 2
-    """ETLFlow: batches being transformed and loaded while the next is extracted."""
+    batches_in_flight: int = 4
+    """ETLFlow: batches of the flow between the start of their extract and the end of their load, across
+    all its parts: the fleet runs up to that many of its steps at once, and staging holds at most that many."""
+    partitions: int = 1
+    """ETLFlow: disjoint parts of the query extracted in parallel, each a chain of batches, when the source
+    can split (`ExtractStrategy.split`); 1 extracts in one chain. Set it to the fleet's worker slots or so."""
     chunks_in_flight: int = 2
     """StreamingETLFlow: chunk activities running at once (the sliding window)."""
     chunk_count: int = 0
@@ -48,8 +54,10 @@ class ETLFlowInput:
     pages_per_call: int = 25
     """StreamingETLFlow: pages a chunk activity runs before handing its state back: long enough
     to amortise scheduling, short enough that progress and history advance steadily."""
-    heartbeat_timeout_s: int = 30
-    """How soon a silent activity (a dead worker) is retried elsewhere."""
+    heartbeat_timeout_s: int = 8
+    """How soon a silent activity (a dead worker) is retried elsewhere. Activities heartbeat every
+    2 s at most while they make progress, so 8 s is four missed beats: a SIGKILLed worker's work
+    moves within about 10 s, and a busy worker is not mistaken for a dead one."""
     history_budget: int = 4000
     """Continue as new once a run's history passes this many events (or Temporal suggests it)."""
     state: FlowState | None = None
@@ -90,8 +98,14 @@ class FlowProgress:
     expected: int | None = None
     """Total records when the source says (e.g. synthetic `count`), for progress bars."""
     chunks_running: int = 0
+    """StreamingETLFlow: chunk activity calls running now."""
     chunks_done: int = 0
+    """Chunks read to their end (a chunk is done only after its last page, however many calls it took)."""
     chunks_total: int = 0
+    chunk_calls: int = 0
+    """Chunk activity calls completed so far (each runs up to `pages_per_call` pages)."""
+    pages: int = 0
+    """Pages committed so far (StreamingETLFlow: extracted, transformed and loaded)."""
     backpressure: str = ""
     """Set while a worker is holding back for memory: which worker, its RSS and threshold."""
 

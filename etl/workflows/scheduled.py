@@ -22,6 +22,7 @@ from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
+    VersioningBehavior,
 )
 from temporalio.exceptions import ApplicationError
 
@@ -42,6 +43,10 @@ from etl.workflows.fanout import FanOutFlow
 SCHEDULED_START = SearchAttributeKey.for_datetime("TemporalScheduledStartTime")
 
 
+def _flows(n: int) -> str:
+    return f"{n} flow{'' if n == 1 else 's'}"
+
+
 def window_end() -> datetime:
     """The run's scheduled time (so windows line up with the schedule), or now when started by hand."""
     scheduled = workflow.info().typed_search_attributes.get(SCHEDULED_START)
@@ -49,21 +54,31 @@ def window_end() -> datetime:
 
 
 def in_window(child: ChildFlow, start: datetime, end: datetime) -> ChildFlow | None:
-    """The child with the window applied to its arguments; None when its window is empty."""
+    """The child with the window applied to its arguments, and so to its memo's query, its
+    `EtlQuery` and its summary in the UI; None when its window is empty."""
     args = windowed_args(child.input.args, child.window_start_arg, child.window_end_arg,
                          child.window_granularity, start, end)
     if args is None:
         return None
     if not child.window_start_arg:
         return child
-    shown = f"{args[child.window_start_arg]}..{args[child.window_end_arg]}"
+    first, last = args[child.window_start_arg], args[child.window_end_arg]
+    shown = f"{first}..{last}"
     attrs = dict(child.search_attributes)
-    attrs["EtlQuery"] = f"{attrs.get('EtlQuery', '')}, window={shown}".lstrip(", ")
-    return replace(child, input=replace(child.input, args=args), search_attributes=attrs,
-                   memo={**child.memo, "window": shown})
+    memo = {**child.memo, "window": shown}
+    if isinstance(child.memo.get("query"), dict):
+        # Schedules created before windows were left out of the stored input carry a sample window
+        # here: the real one replaces it, so no placeholder date is shown anywhere.
+        memo["query"] = {**child.memo["query"], child.window_start_arg: first, child.window_end_arg: last}
+        attrs["EtlQuery"] = ", ".join(f"{k}={v}" for k, v in memo["query"].items())[:2000]
+    else:
+        attrs["EtlQuery"] = f"{attrs.get('EtlQuery', '')}, window={shown}".lstrip(", ")
+    return replace(child, input=replace(child.input, args=args), search_attributes=attrs, memo=memo)
 
 
-@workflow.defn
+# AUTO_UPGRADE, as FanOutFlow: it only waits for its fan-out, so it follows the current version
+# rather than holding an old one alive; its code must stay replay-compatible (patched).
+@workflow.defn(versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class ScheduledFlow:
     @workflow.run
     async def run(self, inp: ScheduledFlowInput) -> ScheduledRun:
@@ -78,7 +93,11 @@ class ScheduledFlow:
             else:
                 flows.append(windowed)
         workflow.set_current_details(f"**window {start.isoformat()} .. {end.isoformat()}**\n\n"
-                                     f"{len(flows)} flows to run, {len(skipped)} with an empty window")
+                                     f"{_flows(len(flows))} to run, {len(skipped)} with an empty window")
+        if workflow.patched("scheduled-window-memo"):
+            # The schedule's memo is the same for every run; this run's own window goes beside it.
+            workflow.upsert_memo({"window": f"{start.isoformat()}..{end.isoformat()}",
+                                  "skipped": f"{len(skipped)} of {_flows(len(inp.flows))} (empty window)"})
         run = ScheduledRun(start.isoformat(), end.isoformat(), skipped=skipped)
         if not flows:
             return run
@@ -87,12 +106,12 @@ class ScheduledFlow:
             FanOutInput(flows, concurrency=inp.concurrency),
             id=f"{workflow.info().workflow_id}--fanout",
             search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ETL_FLOW_KIND, "fanout")]),
-            static_summary=f"{len(flows)} flows, window {start.isoformat()} .. {end.isoformat()}",
+            static_summary=f"{_flows(len(flows))}, window {start.isoformat()} .. {end.isoformat()}",
         )
         if run.fanout.failed:
             failed = [c.workflow_id for c in run.fanout.children if c.status != "completed"]
             raise ApplicationError(
-                f"{len(failed)} of {len(flows)} flows failed in window {start.isoformat()} .. "
+                f"{len(failed)} of {_flows(len(flows))} failed in window {start.isoformat()} .. "
                 f"{end.isoformat()}: {', '.join(failed)}; the next run covers this window again",
                 run, type="ScheduledFlowsFailed", non_retryable=True)
         return run

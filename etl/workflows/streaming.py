@@ -15,11 +15,14 @@ from dataclasses import replace
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from etl.workflows.activity_contracts import StreamingActivities
     from etl.workflows.common import (
         ACTIVITY_RETRY,
+        CLEANUP_RETRY,
         progress_of,
         should_continue_as_new,
         show_details,
@@ -35,13 +38,16 @@ with workflow.unsafe.imports_passed_through():
         SplitInput,
     )
 
-@workflow.defn
+# PINNED: a streaming flow can run for hours; it finishes on the version it started on, and its
+# chunk activities (whose heartbeat cursors are that version's format) on that version's workers.
+@workflow.defn(versioning_behavior=VersioningBehavior.PINNED)
 class StreamingETLFlow:
     def __init__(self) -> None:
         self._state = FlowState()
         self._stage = "starting"
         self._running = 0
         self._expected: int | None = None
+        self._chunk_tasks: dict[int, asyncio.Task] = {}
 
     @workflow.query
     def progress(self) -> FlowProgress:
@@ -56,6 +62,26 @@ class StreamingETLFlow:
         self._state = state = inp.state or FlowState(
             flow_key=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now().isoformat())
         self._expected = inp.expected
+        try:
+            return await self._run(inp, state)
+        except FailureError:
+            # Failed: drop the resume points now (terminated, timed-out and reset flows are swept by workers).
+            if workflow.patched("cleanup-staging-on-failure"):
+                for task in self._chunk_tasks.values():
+                    task.cancel()
+                try:
+                    await self._finish(state)
+                except Exception:  # noqa: BLE001 - the sweep removes them later; the first error is the story
+                    workflow.logger.warning("could not drop the resume points of %s", state.flow_key)
+            raise
+
+    async def _finish(self, state: FlowState) -> None:
+        await workflow.execute_activity_method(
+            StreamingActivities.finish_stream, state.flow_key, start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=CLEANUP_RETRY, summary="drop resume points")
+
+    async def _run(self, inp: ETLFlowInput, state: FlowState) -> FlowSummary:
+        info = workflow.info()
         window = max(1, inp.chunks_in_flight)
 
         if not state.chunks:
@@ -69,7 +95,7 @@ class StreamingETLFlow:
             state.chunks = [ChunkState(index=i, args=args) for i, args in enumerate(split.chunk_args)]
 
         queue = [c.index for c in state.chunks if not c.done]
-        running: dict[int, asyncio.Task] = {}
+        running = self._chunk_tasks
         continuing = False
         while queue or running:
             while queue and len(running) < window and not continuing:
@@ -97,6 +123,9 @@ class StreamingETLFlow:
             state.runs += 1
             workflow.continue_as_new(replace(inp, state=state))
         state.done = True
+        if workflow.patched("streaming-finish-stream"):
+            self._stage = "cleaning up"
+            await self._finish(state)
         self._stage = "completed"
         self._details()
         return summary_of(info.workflow_id, inp.extract_strategy, state, workflow.now())
@@ -116,5 +145,6 @@ class StreamingETLFlow:
         state.loaded += result.loaded - chunk.loaded
         state.duplicates_skipped += result.duplicates_skipped - chunk.duplicates_skipped
         state.batches += result.pages - chunk.pages
+        state.chunk_calls += 1
         state.chunks[chunk.index] = result
         return result

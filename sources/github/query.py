@@ -64,7 +64,3 @@ class GitHubQuery(Query):
     def contains(self, stamp: str | None) -> bool:
         """Whether a GitHub time lies in [since, until)."""
         return stamp is not None and self.since <= parse_time(stamp) < self.until
-
-    def touched(self, stamp: str) -> bool:
-        """Whether an item updated at `stamp` can hold events in the window (anything done updates it)."""
-        return parse_time(stamp) >= self.since

@@ -4,20 +4,19 @@ Login is anonymous unless the worker's settings name a credentials file
 (LP_CREDENTIALS_FILE), which is read here and never enters a query. Every HTTP call
 has a timeout. Errors that retrying cannot fix (401, 403, 404, 400, no such member)
 become `SourceError`/`QueryError`, which activities fail at once; 5xx, 429, timeouts
-and lost connections become `SourceUnavailable` (with the `Retry-After` Launchpad sent),
-which the activity retry policy retries.
+and lost connections become `SourceUnavailable` (with the `Retry-After` Launchpad sent).
+Every request, the member lookup included, goes through `retrying`: up to `RETRIES` tries
+here (waits of at most 10 s), then the activity retry policy takes over, with Launchpad's
+`Retry-After` as its delay.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
-from email.utils import parsedate_to_datetime
 from pathlib import Path
-from time import sleep
 from typing import Any, Callable, Iterator
 
 from httplib2 import HttpLib2Error
@@ -28,17 +27,15 @@ from lazr.restfulclient.errors import CredentialsFileError, HTTPError
 
 from etl.core.errors import ConfigError, QueryError, SourceError, SourceUnavailable
 from etl.core.settings import Settings
+from etl.kit.answers import retry_after, transient
+from etl.kit.retry import retrying as kit_retrying
 from sources.launchpad.query import LaunchpadQuery
 from sources.launchpad.settings import LaunchpadSettings
 
 #: Seconds for any one HTTP exchange with Launchpad (httplib2's socket timeout).
 TIMEOUT = 60.0
-#: Statuses retrying can fix: they propagate for the activity retry policy.
-TRANSIENT = {408, 409, 425, 429}
 #: Attempts of one request before a transient failure goes to the activity's retry policy.
 RETRIES = 4
-
-log = logging.getLogger(__name__)
 
 
 def service_root(query: LaunchpadQuery, settings: Settings) -> str:
@@ -51,19 +48,6 @@ def service_root(query: LaunchpadQuery, settings: Settings) -> str:
     return root if root.endswith("/") else root + "/"
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number, or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
-        except (TypeError, ValueError):
-            return None
-
-
 @contextlib.contextmanager
 def refusals(what: str) -> Iterator[None]:
     """Turn Launchpad's refusals of `what` into `SourceError` (permanent) or `SourceUnavailable` (for now)."""
@@ -71,9 +55,9 @@ def refusals(what: str) -> Iterator[None]:
         yield
     except HTTPError as exc:
         status = exc.response.status
-        if status >= 500 or status in TRANSIENT:
+        if transient(status):
             raise SourceUnavailable(f"Launchpad could not answer {what} (HTTP {status} {exc.response.reason})",
-                                    status=status, retry_after_s=_retry_after(exc.response.get("retry-after"))
+                                    status=status, retry_after_s=retry_after(exc.response.get("retry-after"))
                                     ) from exc
         body = exc.content.decode("utf-8", "replace")[:300] if isinstance(exc.content, bytes) else str(exc.content)
         hint = {401: "the credentials in LP_CREDENTIALS_FILE were refused; make new ones",
@@ -160,22 +144,14 @@ def name_of(person_link: str | None) -> str | None:
 
 
 def retrying(call: Callable[[], Any], what: str) -> Any:
-    """`call()` with Launchpad's refusals translated, and a few quick retries of what is
-    transient (waiting what Retry-After asks, at most 10 s): one flaky request should not
-    cost the activity attempt, and the pages it already read, a trip through Temporal's retry."""
-    delay = 0.5
-    for attempt in range(1, RETRIES + 1):
-        try:
-            with refusals(what):
-                return call()
-        except SourceUnavailable as exc:
-            if attempt == RETRIES:
-                raise
-            wait = min(exc.retry_after_s if exc.retry_after_s is not None else delay, 10.0)
-            log.info("%s; retrying in %.1fs (attempt %d of %d)", exc, wait, attempt + 1, RETRIES)
-            sleep(wait)
-            delay *= 2
-    raise AssertionError("unreachable")
+    """`call()` with Launchpad's refusals translated, and the kit's few quick retries of what is
+    transient (a Retry-After over 10 s goes to Temporal as the activity's retry delay): one flaky
+    request should not cost the activity attempt, and the pages it already read."""
+    def translated() -> Any:
+        with refusals(what):
+            return call()
+
+    return kit_retrying(translated, what, retries=RETRIES - 1, max_wait=10.0)
 
 
 class Client:

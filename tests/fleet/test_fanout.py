@@ -43,6 +43,7 @@ async def test_durable_launch_survives_killing_the_launcher(flow_runner, client,
     again = await run_script("run_queue.py", str(path), "--durable", env=env)
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith(f"FanOutFlow {fanout_id}: already completed; 6 flows")
+    assert again.stdout.count(f"FanOutFlow {fanout_id}:") == 1  # the line is printed once, not again above the table
     assert again.stdout.count(" completed ") >= 6
 
 
@@ -74,7 +75,7 @@ async def test_fanout_records_a_failed_child_continues_as_new_and_retries_only_t
     handle, note = await submit_fanout(client, plan)
     retried: FanOutSummary = await handle.result()
 
-    assert note == "retrying 1 failed flows"
+    assert note == "retrying 1 failed flow"
     assert (retried.completed, retried.failed) == (5, 0)
     runs = [w.id async for w in client.list_workflows(f"TaskQueue='{task_queue}' AND WorkflowType='ETLFlow'")]
     # Each child that completed ran once; the failed one ran twice.

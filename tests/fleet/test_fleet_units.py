@@ -11,7 +11,7 @@ import pytest
 from etl.core.errors import ConfigError
 from etl.core.settings import Settings
 from etl.launch.flow_file import FlowFileError, load_flow_file, plan_all
-from etl.launch.report import launch_note, summary_table
+from etl.launch.report import as_json, failures, launch_note, summary_table
 from etl.launch.schedules import parse_interval, parse_overlap
 from etl.launch.teams import team_flow_specs
 from etl.workflows.fleet_io import ChildOutcome
@@ -120,9 +120,24 @@ def test_team_members_from_people_or_membership_records():
 def test_report_says_when_nothing_was_started():
     summary = FlowSummary("f1", "synthetic-events", 10, 1, 9, 0, 1, 0.5)
     reused = [ChildOutcome("f1", "synthetic-events", "completed", summary, 0.5, note="already completed")]
-    assert launch_note(reused) == ("nothing new started: all 1 flows had already completed; "
-                                   "their recorded results are shown")
+    assert launch_note(reused) == ("nothing new started: the 1 flow had already completed; "
+                                   "its recorded result is shown")
+    assert launch_note(reused * 2).startswith("nothing new started: all 2 flows had already completed")
     failed = ChildOutcome("f2", "synthetic-events", "failed", error="SourceError: no", note="restarted (was failed)")
     assert launch_note(reused + [failed]).startswith("started 1, 1 of them after a failed or stopped run")
     table = summary_table(reused + [failed], elapsed_s=2.0)
     assert "TOTAL: 2 flows  1 ok, 1 failed" in table and "2.0s  wall time" in table
+    assert failures([failed]) == "1 flow failed:\n  f2: SourceError: no"
+    assert "TOTAL: 1 flow " in summary_table([failed])
+
+
+def test_report_shows_duplicates_so_a_rerun_loading_nothing_is_explained():
+    rerun = FlowSummary("f1", "synthetic-events", extracted=10, rejected=1, loaded=0, duplicates_skipped=9,
+                        batches=1, duration_s=0.5)
+    table = summary_table([ChildOutcome("f1", "synthetic-events", "completed", rerun, 0.5, note="restarted")])
+    header, _, row, _, total, note = table.splitlines()
+    assert header.split() == ["FLOW", "STATUS", "LOADED", "DUPLICATES", "REJECTS", "DURATION", "NOTE"]
+    assert row.split()[:5] == ["f1", "completed", "0", "9", "1"]
+    assert total.split()[:8] == ["TOTAL:", "1", "flow", "1", "ok,", "0", "failed", "0"] and total.split()[8] == "9"
+    assert note.startswith("DUPLICATES: events already in the table")
+    assert as_json([ChildOutcome("f1", "synthetic-events", "completed", rerun)])["totals"]["duplicates_skipped"] == 9

@@ -67,6 +67,6 @@ async def test_a_failing_flow_makes_the_queue_exit_non_zero_naming_it(flow_runne
     table = await run_main_in_thread(load_script("run_queue").main, [str(path)],
                                      script_env(settings, task_queue), monkeypatch)
     assert table.returncode == 1
-    assert f"1 flow(s) failed:\n  {failed[0]['workflow_id']}: " in table.stderr
+    assert f"1 flow failed:\n  {failed[0]['workflow_id']}: " in table.stderr
     assert "restarted (was failed)" in table.stdout  # the failed flow is retried; the others are reused
     assert table.stdout.count("already completed") == 2

@@ -13,9 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from temporalio.worker import Replayer
 
 from etl.core.query import Query
 from etl.launch.schedule_view import describe_schedule
+from etl.runtime.history import histories
+from etl.workflows.batch import ETLFlow
+from etl.workflows.fanout import FanOutFlow
+from etl.workflows.fleet_io import ScheduledFlowInput
+from etl.workflows.scheduled import ScheduledFlow
+from etl.workflows.search_attributes import ETL_QUERY
+from etl.workflows.streaming import StreamingETLFlow
 from tests.fleet.conftest import load_script, run_main_in_thread, run_script, script_env
 
 
@@ -46,13 +54,26 @@ def window_source():
     query._QUERY_TYPES.pop("fleetwindow", None)
 
 
-async def completed_runs(client, schedule_id: str, want: int) -> list[dict]:
+async def completed_runs(client, schedule_id: str, want: int,
+                         statuses: tuple[str, ...] = ("completed",)) -> list[dict]:
     for _ in range(240):
-        runs = [r for r in (await describe_schedule(client, schedule_id))["recent_runs"] if r["status"] == "completed"]
+        runs = [r for r in (await describe_schedule(client, schedule_id))["recent_runs"] if r["status"] in statuses]
         if len(runs) >= want:
             return runs
         await asyncio.sleep(0.25)
-    raise AssertionError(f"schedule {schedule_id} did not complete {want} runs")
+    raise AssertionError(f"schedule {schedule_id} did not complete {want} runs: "
+                         f"{(await describe_schedule(client, schedule_id))['recent_runs']}")
+
+
+async def flows_of(client, task_queue: str, want: int) -> list:
+    """The ETLFlow runs on `task_queue`, once visibility lists `want` of them."""
+    query = f"TaskQueue='{task_queue}' AND WorkflowType='ETLFlow'"
+    for _ in range(40):
+        found = [w async for w in client.list_workflows(query)]
+        if len(found) >= want:
+            return found
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{want} flows were not listed on {task_queue}")
 
 
 async def listed(env, schedule_id: str, present: bool) -> bool:
@@ -80,16 +101,42 @@ async def test_interval_schedule_runs_consecutive_windows(flow_runner, client, d
     assert "(1 of 1 flows take the window)" in created.stdout
 
     for n in (1, 2):
+        if n == 2:
+            # A run's id and scheduled time are whole seconds: a second trigger within the same second
+            # would get an empty window (and be skipped), not the next one.
+            await asyncio.sleep(1.1)
         triggered = await run_main_in_thread(schedule, ["trigger", schedule_id], env, monkeypatch)
         assert triggered.returncode == 0, triggered.stderr
         runs = await completed_runs(client, schedule_id, n)
 
+    runs.sort(key=lambda r: r["window"][0])  # the server does not promise to list recent runs in order
     (first_start, first_end), (second_start, second_end) = [tuple(r["window"]) for r in runs]
     assert datetime.fromisoformat(first_start) == since
     assert second_start == first_end < second_end
     events = sorted(db.run(lambda cur: (cur.execute(f'SELECT event_id FROM "{db.tables.name}"'),
                                         [r[0] for r in cur.fetchall()])[1]))
     assert events == sorted([f"window|{first_start}|{first_end}", f"window|{second_start}|{second_end}"])
+
+    # No placeholder window is stored in the schedule; each flow and run shows the window it really ran.
+    stored = (await client.get_schedule_handle(schedule_id).describe()).schedule.action
+    [stored_input] = await client.data_converter.decode(stored.args, [ScheduledFlowInput])
+    [child] = stored_input.flows
+    assert child.input.args == {} and child.memo["query"] == {} and not child.search_attributes.get("EtlQuery")
+    shown = set()
+    for flow in await flows_of(client, task_queue, 2):
+        desc = await client.get_workflow_handle(flow.id).describe()
+        query = (await desc.memo())["query"]
+        shown.add((query["since"], query["until"]))
+        assert await desc.static_summary() == f"{window_source}: {query}"
+        assert desc.typed_search_attributes.get(ETL_QUERY) == f"since={query['since']}, until={query['until']}"
+    assert shown == {(first_start, first_end), (second_start, second_end)}
+    run_memo = await (await client.get_workflow_handle(runs[0]["workflow_id"]).describe()).memo()
+    assert run_memo["window"] == f"{first_start}..{first_end}"
+    # The run's new memo command is behind `workflow.patched`: a fresh history replays (old ones: test_replay).
+    recorded = await histories(client, runs[1]["workflow_id"])
+    assert recorded
+    for history in recorded:
+        await Replayer(workflows=[ScheduledFlow, FanOutFlow, ETLFlow, StreamingETLFlow]).replay_workflow(history)
 
     described = await run_main_in_thread(schedule, ["describe", schedule_id], env, monkeypatch)
     assert f"window {first_start} .. {first_end}" in described.stdout
@@ -101,6 +148,55 @@ async def test_interval_schedule_runs_consecutive_windows(flow_runner, client, d
     assert await listed(env, schedule_id, present=False)
     missing = await run_script("schedule.py", "trigger", schedule_id, env=env)
     assert missing.returncode == 2 and f"no schedule named {schedule_id!r}" in missing.stderr
+
+
+async def test_a_run_whose_windows_are_all_empty_is_described_as_skipped(
+        flow_runner, client, settings, task_queue, window_source, monkeypatch):
+    env = script_env(settings, task_queue)
+    schedule = load_script("schedule").main
+    schedule_id = f"sched-skip-{task_queue}"
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).replace(microsecond=0)  # every window is empty
+
+    created = await run_main_in_thread(schedule, [
+        "create", schedule_id, "--strategy", window_source, "--interval", "1h", "--since", tomorrow.isoformat(),
+        "--paused", "--task-queue", task_queue], env, monkeypatch)
+    assert created.returncode == 0, created.stderr
+    triggered = await run_main_in_thread(schedule, ["trigger", schedule_id], env, monkeypatch)
+    assert triggered.returncode == 0, triggered.stderr
+
+    [run] = await completed_runs(client, schedule_id, 1, statuses=("completed", "skipped"))
+    assert run["status"] == "skipped" and run["skipped_flows"] == 1 and run["loaded"] == 0
+    described = await run_main_in_thread(schedule, ["describe", schedule_id], env, monkeypatch)
+    assert f"{run['workflow_id']}  skipped    window {tomorrow.isoformat()} .. {tomorrow.isoformat()}" \
+        f"  1 flow skipped (empty window)" in described.stdout
+    assert await flows_of_none(client, task_queue)
+    await client.get_schedule_handle(schedule_id).delete()
+
+
+async def test_pause_and_unpause_keep_the_note_given_at_creation(client, settings, task_queue, monkeypatch):
+    env = script_env(settings, task_queue)
+    schedule = load_script("schedule").main
+    schedule_id = f"sched-note-{task_queue}"
+    created = await run_main_in_thread(schedule, [
+        "create", schedule_id, "--strategy", "synthetic-events", "--interval", "1h", "--paused",
+        "--task-queue", task_queue, "--note", "owned by data-platform"], env, monkeypatch)
+    assert created.returncode == 0, created.stderr
+
+    for command, why in (("pause", "maintenance"), ("unpause", None)):
+        result = await run_main_in_thread(schedule, [command, schedule_id, *(["--note", why] if why else [])],
+                                          env, monkeypatch)
+        assert result.returncode == 0, result.stderr
+        data = json.loads((await run_main_in_thread(schedule, ["describe", schedule_id, "--json"],
+                                                    env, monkeypatch)).stdout)
+        assert data["note"] == "owned by data-platform"
+        assert data["paused"] == (command == "pause")
+        if why:
+            assert data["state_note"] == "owned by data-platform; paused: maintenance"
+    await client.get_schedule_handle(schedule_id).delete()
+
+
+async def flows_of_none(client, task_queue: str) -> bool:
+    return not [w async for w in client.list_workflows(f"TaskQueue='{task_queue}' AND WorkflowType='ETLFlow'")]
 
 
 async def test_schedule_create_refuses_what_would_break_the_window_chain(settings, task_queue, monkeypatch):

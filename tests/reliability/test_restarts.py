@@ -27,7 +27,7 @@ from etl.launch.plan import plan_flow, start_flow
 from etl.store.db import Database
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
-from tests.reliability.checks import assert_exact, reconcile, replay, wait_for_extracted
+from tests.reliability.checks import assert_exact, reconcile, replay, staging_left, wait_for_extracted
 from tests.workers import WorkerProcess
 
 COUNT = 60_000
@@ -97,7 +97,7 @@ async def test_postgres_restarts_mid_run(private, flow_runner, client, db, setti
                   f"crash (`-m immediate`), down {restarts[0][2]:.1f} s and {restarts[1][2]:.1f} s (seed {chaos_seed})",
                   records=COUNT, page_size=args["page_size"], bad_rate=args["bad_rate"], **fields)
     context = f"chaos seed {chaos_seed}, restarts {restarts}"
-    recreations_before = db.pool_recreations
+    replaced_before = db.connections_replaced
 
     handle = await flow_runner.start("synthetic-events", args, streaming=streaming, heartbeat_timeout_s=5, **fields)
     result = asyncio.ensure_future(handle.result())
@@ -113,11 +113,13 @@ async def test_postgres_restarts_mid_run(private, flow_runner, client, db, setti
 
     expected = expected_event_ids(SyntheticQuery(**args))
     figures = reconcile(db, expected, [summary], expected_rejects=COUNT - len(expected))
-    recreated = db.pool_recreations - recreations_before
-    record.record(figures, restarts=done, pool_recreations=recreated, replayed_runs=await replay(client, handle.id),
-                  seed=chaos_seed)
+    replaced = db.connections_replaced - replaced_before
+    left = staging_left(db)
+    record.record(figures, restarts=done, connections_replaced=replaced, replayed_runs=await replay(client, handle.id),
+                  seed=chaos_seed, **left)
     assert_exact(figures, context)
-    assert recreated >= 1, "the pool was never rebuilt: the restarts went unnoticed"
+    assert replaced >= 1, "no connection was replaced: the restarts went unnoticed"
+    assert left == {"staging_rows": 0, "staging_bytes": 0}, f"staging left behind: {left} ({context})"
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["batch", "streaming"])
@@ -164,5 +166,8 @@ async def test_temporal_server_restarts_mid_run(private, client, db, settings, t
 
     expected = expected_event_ids(SyntheticQuery(**args))
     figures = reconcile(db, expected, [summary], expected_rejects=COUNT - len(expected))
-    record.record(figures, restarts=done, replayed_runs=await replay(client, plan.workflow_id), seed=chaos_seed)
+    left = staging_left(db)
+    record.record(figures, restarts=done, replayed_runs=await replay(client, plan.workflow_id), seed=chaos_seed,
+                  **left)
     assert_exact(figures, context)
+    assert left == {"staging_rows": 0, "staging_bytes": 0}, f"staging left behind: {left} ({context})"

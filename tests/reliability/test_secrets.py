@@ -142,9 +142,11 @@ async def test_no_secret_reaches_history_memo_or_search_attributes(stack, table_
     assert report["payloads"] > 50
     assert_exact(figures)
     assert private, "the fixture has no private bugs of alice's in the window: the credentials went untested"
-    # Search attributes are the only payloads the codec cannot touch: the server indexes them.
+    # Search attributes are the only payloads the codec cannot touch: the server indexes them; and
+    # `workflow.patched` markers, which the SDK's core writes itself and which hold only the patch id.
     assert set(report["unencrypted_in"]) <= {"workflow_execution_started_event_attributes",
-                                             "upsert_workflow_search_attributes_event_attributes"}
+                                             "upsert_workflow_search_attributes_event_attributes",
+                                             "marker_recorded_event_attributes"}
 
 
 async def test_encrypted_payloads_are_unreadable_without_the_key(stack, table_name, task_queue, db, case):
@@ -171,6 +173,9 @@ async def test_encrypted_payloads_are_unreadable_without_the_key(stack, table_na
                     if event.WhichOneof("attributes").startswith(("workflow_execution_started", "upsert_workflow")) \
                             and payload.metadata.get("type"):
                         continue  # a search attribute (it carries its index type), which the server must read
+                    if event.WhichOneof("attributes") == "marker_recorded_event_attributes" \
+                            and "patch" in event.marker_recorded_event_attributes.marker_name:
+                        continue  # a `workflow.patched` marker: the SDK's core writes it, holding only the patch id
                     if payload.metadata.get("encoding") == ENCODING:
                         encrypted += 1
                         inner = codec.decrypt(payload)  # json/plain, or binary/null for a None

@@ -3,7 +3,7 @@ with Retry-After, stalls past the client's timeout, connections dropped before o
 answer), and the flows still load exactly the events the fixtures' ground truth implies.
 
 The clients' timeouts are shortened for these tests (0.5 s instead of 30-60 s: LP_TIMEOUT for
-Launchpad, the client's default for GitHub, which has no setting) so a stall costs half a
+Launchpad, GITHUB_TIMEOUT for GitHub) so a stall costs half a
 second, not a minute; a normal answer from a loopback fixture takes milliseconds. Flows run on
 an in-process worker, which shares the patched module.
 """
@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 import pytest
 
 from etl.core.extract import Page
-from sources.github.client import GitHubClient
 from sources.github.fixture.server import GitHubFixture
 from tests.flows import FlowRunner
 from tests.reliability.chaos_http import ChaosPlan, make_chaotic
@@ -62,11 +61,11 @@ async def check_and_record(record, db, client, plan: ChaosPlan, expected: set[st
 @pytest.mark.parametrize("streaming", [False, True], ids=["batch", "streaming"])
 async def test_github_flows_survive_20pct_faults(client, stack, table_name, task_queue, db, streaming, case,
                                                  chaos_seed, monkeypatch):
-    monkeypatch.setitem(GitHubClient.__init__.__kwdefaults__, "timeout", TIMEOUT_S)
     plan = ChaosPlan(RATE, chaos_seed, STALL_S)
     with GitHubFixture(seed=chaos_seed % 97, repos=GH_REPOS, max_per_page=5, require_token=TOKEN) as gh:
         make_chaotic(gh._httpd, plan)  # noqa: SLF001 - the fixture keeps its server private
-        settings = stack.settings.replace(events_table=table_name).with_env(GITHUB_API_URL=gh.url, GITHUB_TOKEN=TOKEN)
+        settings = stack.settings.replace(events_table=table_name).with_env(GITHUB_API_URL=gh.url, GITHUB_TOKEN=TOKEN,
+                                                                            GITHUB_TIMEOUT=str(TIMEOUT_S))
         flows = [(strategy, {"owner": name.split("/")[0], "repo": name.split("/")[1],
                              "since": GH_SINCE.isoformat(), "until": GH_UNTIL.isoformat()})
                  for name in GH_REPOS for strategy in GH_FLOWS]

@@ -2,7 +2,10 @@
 worker process takes over each time; the flow completes with every event exactly once.
 
 Once it has finished, the same flow is launched again, as an operator who saw the failures
-might: it must load nothing. The kill points are drawn from the printed chaos seed (progress
+might: it must load nothing. The flow runs with the default heartbeat timeout, and each case
+measures what a kill costs: the records committed again (from the ledger: at most one page per
+fault), the seconds from each kill to the next commit on the new worker, and the staging left
+at the end (0 rows, 0 bytes). The kill points are drawn from the printed chaos seed (progress
 thresholds plus a random delay), so `RELIABILITY_SEED=<seed>` replays a failed run's choices.
 The single-kill case, and the check that a streaming chunk resumes from its heartbeat, live
 in tests/test_crash.py.
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import pytest
+from psycopg2 import sql
 
 from etl.launch.plan import plan_flow, start_flow
 from sources.synthetic.flows.events import expected_event_ids
@@ -23,12 +28,28 @@ from tests.reliability.checks import (
     reconcile,
     replay,
     retried_activities,
+    staging_left,
     wait_for_extracted,
 )
 from tests.workers import WorkerProcess
 
 COUNT = 100_000
 KILLS = 3
+
+
+def ledger_commits(db) -> int:
+    return db.scalar(sql.SQL("SELECT count(*) FROM {}").format(db.tables.ledger))
+
+
+async def seconds_to_progress(db, killed_at: float, commits_at_kill: int, result: asyncio.Future,
+                              timeout: float = 120) -> float | None:
+    """Seconds from a kill until the next page or load commits on the new worker (or the flow
+    completes: the kill may have come after the last commit)."""
+    while time.monotonic() - killed_at < timeout:
+        if result.done() or await asyncio.to_thread(ledger_commits, db) > commits_at_kill:
+            return round(time.monotonic() - killed_at, 1)
+        await asyncio.sleep(0.1)
+    return None
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["batch", "streaming"])
@@ -45,7 +66,7 @@ async def test_three_sigkills_at_random_points(client, settings, db, task_queue,
               else {"batch_size": 5_000, "history_budget": 100})
     kind = "streaming_worker" if streaming else "etl_worker"
     plan = plan_flow(settings, "synthetic-events", args, streaming=streaming, task_queue=task_queue,
-                     workflow_id=f"chaos-kill-{task_queue}", heartbeat_timeout_s=3, **fields)
+                     workflow_id=f"chaos-kill-{task_queue}", **fields)  # the default heartbeat timeout
     record = case(f"crash-{'streaming' if streaming else 'batch'}", "Worker SIGKILLed 3 times", plan.workflow_name,
                   f"SIGKILL of the flow's only worker process at {KILLS} random points (seed {chaos_seed}); "
                   "a new worker process started after each kill; then the same flow launched again",
@@ -54,6 +75,7 @@ async def test_three_sigkills_at_random_points(client, settings, db, task_queue,
 
     workers = [WorkerProcess(settings, task_queue, kind, log_path=tmp_path / "worker0.log")]
     kills = []
+    recoveries = []
     try:
         handle, _ = await start_flow(client, plan)
         result = asyncio.ensure_future(handle.result())
@@ -61,8 +83,12 @@ async def test_three_sigkills_at_random_points(client, settings, db, task_queue,
             progress = await wait_for_extracted(client, plan.workflow_id, threshold, result, f"kill {n}")
             await asyncio.sleep(delay)
             workers[-1].kill()
+            killed_at, commits = time.monotonic(), await asyncio.to_thread(ledger_commits, db)
             kills.append({"after_extracted": progress["extracted"], "delay_s": delay, "stage": progress["stage"]})
             workers.append(WorkerProcess(settings, task_queue, kind, log_path=tmp_path / f"worker{n}.log"))
+            recovery = await seconds_to_progress(db, killed_at, commits, result)
+            kills[-1]["to_progress_s"] = recovery
+            recoveries.append(recovery)
         summary = await asyncio.wait_for(result, timeout=300)
         # Then, as an operator who saw the failures might, launch the same flow again: it must load nothing.
         again_handle, _ = await start_flow(client, plan)
@@ -75,10 +101,16 @@ async def test_three_sigkills_at_random_points(client, settings, db, task_queue,
     figures = reconcile(db, expected, [summary, again], expected_rejects=COUNT - len(expected))
     retried = await retried_activities(client, plan.workflow_id)
     replayed = await replay(client, plan.workflow_id)
+    left = staging_left(db)
     record.record(figures, kills=kills, workers=len(workers), retried_activities=retried, replayed_runs=replayed,
-                  relaunch_loaded=again.loaded, seed=chaos_seed)
+                  relaunch_loaded=again.loaded, seed=chaos_seed, page_size=args["page_size"],
+                  to_progress_s=max((r for r in recoveries if r is not None), default=None), **left)
 
     assert len(kills) == KILLS, context
     assert_exact(figures, context)
     assert again.loaded == 0 and again.duplicates_skipped == len(expected), f"the relaunch loaded again ({context})"
     assert retried >= 1, f"no activity was retried: the kills hit no work in flight ({context})"
+    assert figures["rework_records"] <= KILLS * args["page_size"], (
+        f"{figures['rework_records']} records committed again after {KILLS} kills: more than a page a fault ({context})")
+    assert None not in recoveries, f"no progress within 120 s of a kill ({context}, {kills})"
+    assert left == {"staging_rows": 0, "staging_bytes": 0}, f"staging left behind: {left} ({context})"

@@ -6,7 +6,9 @@ when), never from the flows' own reading of GitHub JSON.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,11 +17,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from etl.core.errors import QueryError, SourceError
+from etl.core.errors import QueryError, SourceError, SourceUnavailable
 from etl.core.extract import ExtractStrategy, Page
 from etl.core.query import QueryFactory
 from etl.core.settings import PROJECT_ROOT, settings_from_env
-from sources.github.client import GitHubUnavailable
 from sources.github.fixture.data import Act
 from sources.github.fixture.server import GitHubFixture
 
@@ -100,8 +101,8 @@ def test_flow_emits_exactly_the_acts_in_the_window(github, gh_settings, flow):
     assert any(r["employee_id"] != r["event_properties"]["author"] for r in records(pages)), \
         "other people's acts on an item are theirs"
     assert len(pages) > 2
-    listing = "/issues?" if flow == "github-issues" else "/pulls?"
-    assert any(listing in r.path and "page=3" in r.path for r in github.requests), "the list spans pages"
+    listing = [r.path for r in github.requests if "/issues?" in r.path and "since=" in r.path]
+    assert len(set(listing)) >= 3, "the list is read in several requests, each from the last key read"
     assert any(("/comments?" in r.path or "/reviews?" in r.path) and "page=2" in r.path for r in github.requests)
 
 
@@ -145,9 +146,10 @@ def test_spent_rate_limit_is_waited_out_until_the_reset(github, gh_settings, ann
 
 def test_a_rate_limit_reset_too_far_off_is_left_to_temporal(github, gh_settings):
     github.inject("rate_limit", after=2, seconds=3600, announce=False)
-    with pytest.raises(GitHubUnavailable, match="rate limit") as caught:
+    with pytest.raises(SourceUnavailable, match="rate limited") as caught:
         extract("github-issues", args_for(github), gh_settings)
     assert caught.value.retryable and not isinstance(caught.value, SourceError)
+    assert 3500 < caught.value.retry_after_s <= 3602, "Temporal is told to wait until the reset"
 
 
 def test_5xx_is_retried_then_left_to_temporal(github, gh_settings):
@@ -155,7 +157,7 @@ def test_5xx_is_retried_then_left_to_temporal(github, gh_settings):
     assert emitted(extract("github-issues", args_for(github), gh_settings)) == expected(github, "github-issues")
 
     github.inject("5xx", count=1000)
-    with pytest.raises(GitHubUnavailable, match="502") as caught:
+    with pytest.raises(SourceUnavailable, match="502") as caught:
         extract("github-issues", args_for(github), gh_settings)
     assert caught.value.retryable
 
@@ -288,4 +290,99 @@ async def test_the_flow_loads_exactly_the_expected_events(run_flow, db, client, 
     history = history_text(await client.get_workflow_handle(summary["workflow_id"]).fetch_history())
     assert TOKEN not in history
     if not streaming:
-        assert "/repositories/" in history, "the check above reads the cursors"
+        assert "Z#" in history, "the check above reads the cursors (the last key read: updated time#ids)"
+
+
+# -- the two bugs of issue 13: a far rate-limit reset, and items updated during the walk -------
+
+HOURS = 3
+
+
+async def pending_retry(handle) -> "object":
+    """The flow's first pending activity that has failed and waits to retry."""
+    for _ in range(600):
+        description = await handle.describe()
+        for pending in description.raw_description.pending_activities:
+            if pending.HasField("last_failure"):
+                return pending
+        await asyncio.sleep(0.1)
+    raise AssertionError("no activity of the flow failed: the rate limit was never met")
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["ETLFlow", "StreamingETLFlow"])
+async def test_a_rate_limit_reset_hours_away_is_waited_out_and_the_flow_completes(
+        flow_runner, client, db, github, streaming):
+    """GitHub says the quota resets in three hours. The client cannot sleep that long, and a
+    retry every minute would spend the activity's 50 attempts in about 44 minutes and fail the
+    flow; so the wait goes to Temporal as the activity's next retry delay: one attempt, however
+    long. The test does not wait three hours: it checks the retry Temporal scheduled, then
+    plays the reset (the quota comes back, and Temporal's ResetActivity runs the waiting retry
+    now, as the timer firing would) and checks that the flow completes with every event."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import ResetActivityRequest
+
+    github.inject("rate_limit", after=3, seconds=HOURS * 3600, announce=False)
+    handle = await flow_runner.start("github-issues", args_for(github), streaming=streaming, batch_size=20)
+
+    pending = await pending_retry(handle)
+    waits = pending.next_attempt_schedule_time.ToDatetime(timezone.utc) - datetime.now(timezone.utc)
+    assert HOURS * 3600 - 120 < waits.total_seconds() <= HOURS * 3600 + 2, \
+        f"Temporal waits until the reset, not a minute: {pending.last_failure.message}"
+    assert pending.attempt <= 2, "the wait costs one attempt of the retry policy"
+    # (The server keeps a failure only up to a size; a longer one, with its stack traces, is shown
+    # as "Failure exceeds size limit." but was retried with its own delay, as checked above.)
+
+    github.faults.clear()  # three hours later: the quota is back
+    await client.workflow_service.reset_activity(ResetActivityRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=handle.id),
+        id=pending.activity_id, identity="test: the reset time has come"))
+    summary = dataclasses.asdict(await asyncio.wait_for(handle.result(), timeout=120))
+
+    want = {(event_id, kind, actor, at.replace(tzinfo=None)) for event_id, kind, actor, at in
+            expected(github, "github-issues")}
+    assert loaded(db) == want and summary["loaded"] == len(want)
+    assert 403 in [r.status for r in github.requests]
+
+
+def touch_first_listed(github: GitHubFixture, since: datetime, count: int) -> list[int]:
+    """Move the `count` least recently updated items (updated since `since`) to the end of the
+    list, as people commenting on them during the walk would. Returns their numbers."""
+    repo = github.data[REPO]
+    listed = sorted((i for i in repo.issues if datetime.fromisoformat(i["updated_at"]) >= since),
+                    key=lambda i: (i["updated_at"], i["number"]))
+    touched = [item["number"] for item in listed[:count]]
+    for k, item in enumerate(listed[:count]):
+        item["updated_at"] = f"2025-01-01T00:00:{k:02d}Z"
+        if item["number"] in repo.pulls:
+            repo.pulls[item["number"]]["updated_at"] = item["updated_at"]
+    return touched
+
+
+@pytest.mark.parametrize("flow", FLOWS)
+async def test_items_updated_during_the_walk_are_all_loaded_exactly_once(run_flow, db, github, flow):
+    """After the first list page is read, the items on it are updated (moved to the end of the
+    list sorted by update time). Paging by page number then skips as many items at the next
+    page boundary (issues), or never reaches the moved ones (pull requests newest first); the
+    walk by key reads every item, and the ones read twice are loaded once."""
+    since, _ = window(github)
+    per_page = github.max_per_page
+    repo = github.data[REPO]
+    listed = sorted((i for i in repo.issues if datetime.fromisoformat(i["updated_at"]) >= since),
+                    key=lambda i: (i["updated_at"], i["number"]))
+    at_risk = {i["number"] for i in listed[:2 * per_page]}
+    kind = KINDS[flow]
+    assert any(a.number in at_risk and a.kind.startswith(kind) and since <= a.at < window(github)[1]
+               for a in acts(github)), "the items a page-number walk would skip hold events of this flow"
+    fired = []
+
+    def touch_once(seen) -> None:
+        if not fired and ("/issues?" in seen.path or "/pulls?" in seen.path):
+            fired.append(touch_first_listed(github, since, per_page))
+
+    github.hooks.append(touch_once)
+    summary = await run_flow(flow, args_for(github), batch_size=20)
+
+    assert fired, "the list was read, and changed under the walk"
+    want = {(event_id, k, actor, at.replace(tzinfo=None)) for event_id, k, actor, at in expected(github, flow)}
+    assert loaded(db) == want, f"missing: {sorted(e[0] for e in want - loaded(db))[:5]}"
+    assert summary["loaded"] == len(want) and summary["rejected"] == 0

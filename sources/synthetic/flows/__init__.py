@@ -1,0 +1,1 @@
+"""The synthetic source's flows: `synthetic-events`, deterministic records for tests and the benchmark."""

@@ -1,0 +1,74 @@
+"""The staging sweep every worker process runs: staging of flows that ended without cleaning up.
+
+A flow drops its own staging when it completes or fails (`finish_flow`, `finish_stream`). A flow
+that was terminated, timed out or reset cannot, so every `STAGING_SWEEP_S` each worker lists the
+flows that have rows in staging, asks Temporal about each run, and removes the staging of runs that
+are closed (a run that continued as new counts as open while its chain runs). Rows older than
+`STAGING_RETENTION_S` go whatever Temporal says (a history already deleted, another namespace's
+flow). Each sweep updates `etl_staging_bytes` and counts what it removed in
+`etl_staging_rows_swept_total`. Removing is idempotent, so workers sweeping at once do no harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from etl import metrics
+from etl.core.settings import Settings
+from etl.store.db import Database
+from etl.store.staging import Staging
+
+log = logging.getLogger(__name__)
+
+#: Staging younger than this is never swept: a flow that has just started may not be visible yet.
+GRACE_S = 5.0
+
+
+async def _ended(client: Client, flow_key: str) -> bool:
+    """True when the run that owns `flow_key` (`workflow_id/run_id`) has closed for good."""
+    workflow_id, _, run_id = flow_key.rpartition("/")
+    if not workflow_id:
+        return False
+    try:
+        run = await client.get_workflow_handle(workflow_id, run_id=run_id).describe()
+        if run.status == WorkflowExecutionStatus.RUNNING:
+            return False
+        if run.status == WorkflowExecutionStatus.CONTINUED_AS_NEW:
+            # The chain keeps the first run's flow key: it ends when its latest run does.
+            latest = await client.get_workflow_handle(workflow_id).describe()
+            return latest.status not in (WorkflowExecutionStatus.RUNNING,
+                                         WorkflowExecutionStatus.CONTINUED_AS_NEW)
+        return True
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return True  # no such run (history deleted): nothing will come back for it
+        raise
+
+
+async def sweep_once(client: Client, staging: Staging, retention_s: float, grace_s: float = GRACE_S) -> int:
+    """One sweep; returns the rows removed."""
+    flows = await asyncio.to_thread(staging.flows)
+    ended = [key for key, age in flows.items() if age > grace_s and await _ended(client, key)]
+    removed = await asyncio.to_thread(staging.sweep, ended, retention_s)
+    metrics.STAGING_SWEPT.inc(removed)
+    metrics.STAGING_BYTES.set(await asyncio.to_thread(staging.size_bytes))
+    if removed:
+        log.info("staging sweep: %d rows of %d ended flows removed", removed, len(ended))
+    return removed
+
+
+async def sweep_forever(client: Client, settings: Settings) -> None:
+    """Sweep every `STAGING_SWEEP_S` until cancelled; a failed sweep is logged and tried again."""
+    staging = Staging(Database.get(settings))
+    while True:
+        try:
+            await sweep_once(client, staging, settings.staging_retention_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+            log.warning("staging sweep failed: %s", exc)
+        await asyncio.sleep(settings.staging_sweep_s)
