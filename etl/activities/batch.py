@@ -75,6 +75,18 @@ def resolve(query_type: str, strategy_name: str, args: dict[str, Any]) -> tuple[
     return QueryFactory.create(query_type, args), strategy
 
 
+def split(inp: SplitInput) -> SplitResult:
+    """The query's disjoint parts (up to `inp.parts`) as the source splits it; the query itself when
+    it cannot. Every part is validated before anything runs."""
+    query, strategy = resolve(inp.query_type, inp.strategy, inp.args)
+    if strategy.split is None or inp.parts <= 1:
+        return SplitResult([query.to_dict()])
+    parts = strategy.split(query, inp.parts)
+    for args in parts:
+        QueryFactory.create(inp.query_type, args)
+    return SplitResult(parts)
+
+
 def record_rejects(db: Database, strategy: str, items: list[tuple[Any, str]]) -> int:
     """Write `(raw, reason)` rejects with keys derived from the records, so retries and re-runs
     keep one row each. Returns how many were new."""
@@ -208,13 +220,7 @@ class ETLActivities(contracts.BatchActivities):
     @non_retryable_errors
     def split_extract(self, inp: SplitInput) -> SplitResult:
         """Disjoint parts of the query for parallel extraction (the query itself when it cannot split)."""
-        query, strategy = resolve(inp.query_type, inp.strategy, inp.args)
-        if strategy.split is None or inp.parts <= 1:
-            return SplitResult([query.to_dict()])
-        parts = strategy.split(query, inp.parts)
-        for args in parts:  # every part must be a valid query before anything runs
-            QueryFactory.create(inp.query_type, args)
-        return SplitResult(parts)
+        return split(inp)
 
     @activity.defn
     @non_retryable_errors

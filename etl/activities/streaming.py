@@ -20,11 +20,10 @@ from temporalio import activity
 
 from etl import metrics
 from etl.activities.backpressure import MemoryGuard
-from etl.activities.batch import record_rejects, resolve
+from etl.activities.batch import record_rejects, resolve, split
 from etl.activities.classify import non_retryable_errors
 from etl.activities.heartbeat import Heartbeater
 from etl.core.models import transform
-from etl.core.query import QueryFactory
 from etl.core.settings import Settings
 from etl.store.checkpoints import Checkpoints, Commit
 from etl.store.db import Database
@@ -47,13 +46,7 @@ class StreamingActivities(contracts.StreamingActivities):
     @non_retryable_errors
     def split_query(self, inp: SplitInput) -> SplitResult:
         """Disjoint sub-queries for parallel chunks (the whole query when the source cannot split)."""
-        query, strategy = resolve(inp.query_type, inp.strategy, inp.args)
-        if strategy.split is None or inp.parts <= 1:
-            return SplitResult([query.to_dict()])
-        parts = strategy.split(query, inp.parts)
-        for args in parts:  # every part must be a valid query before anything runs
-            QueryFactory.create(inp.query_type, args)
-        return SplitResult(parts)
+        return split(inp)
 
     @activity.defn
     @non_retryable_errors

@@ -273,20 +273,7 @@ class DevStack:
                 taken[number] = proc.pid
 
     def stop_workers(self, timeout: float = 70) -> None:
-        pids = self.worker_pids()
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + timeout
-        for pid in pids:
-            try:
-                psutil.Process(pid).wait(max(0.1, deadline - time.monotonic()))
-            except psutil.NoSuchProcess:
-                pass
-            except psutil.TimeoutExpired:
-                os.kill(pid, signal.SIGKILL)
+        terminate(self.worker_pids(), timeout)
         for pidfile in self.workers_dir.glob("*.pid"):
             pidfile.unlink(missing_ok=True)
 
@@ -301,3 +288,24 @@ async def _temporal_serving(settings: Settings) -> bool:
         return bool(await client.service_client.check_health(timeout=timedelta(seconds=3)))
     except Exception:  # noqa: BLE001 - refused, not gRPC, TLS mismatch...: it does not answer as Temporal
         return False
+
+
+def terminate(pids: list[int], timeout: float = 70) -> None:
+    """SIGTERM `pids` (each worker finishes or hands back what it runs), then SIGKILL what is left
+    after `timeout` seconds."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        try:
+            psutil.Process(pid).wait(max(0.1, deadline - time.monotonic()))
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

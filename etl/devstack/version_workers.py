@@ -8,14 +8,11 @@ A worker's version is in its environment (`WORKER_DEPLOYMENT_NAME`, `WORKER_BUIL
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections import defaultdict
 
 import psutil
 
-from etl.devstack.local import DevStack
+from etl.devstack.local import DevStack, terminate
 
 
 def version_env(deployment: str, build_id: str) -> dict[str, str]:
@@ -45,17 +42,5 @@ def start_version(stack: DevStack, count: int, deployment: str, build_id: str) -
 
 def stop(stack: DevStack, pids: list[int], timeout: float = 75) -> None:
     """SIGTERM `pids` (each finishes or hands back what it runs) and wait for them to exit."""
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        try:
-            psutil.Process(pid).wait(max(0.1, deadline - time.monotonic()))
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.TimeoutExpired:
-            os.kill(pid, signal.SIGKILL)
+    terminate(pids, timeout)
     stack.worker_pids()  # drops the pid files of the workers that stopped
