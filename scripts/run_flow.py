@@ -134,4 +134,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     from etl.runtime.exit import exit_process
 
-    exit_process(main())  # not sys.exit: see etl/exit.py (the SDK's threads can crash finalisation)
+    exit_process(main())  # not sys.exit: see etl/runtime/exit.py (the SDK's threads can crash finalisation)

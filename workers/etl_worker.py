@@ -7,4 +7,4 @@ from etl.runtime.exit import exit_process
 from etl.runtime.worker import main
 
 if __name__ == "__main__":
-    exit_process(main("batch"))  # see etl/exit.py
+    exit_process(main("batch"))  # see etl/runtime/exit.py
