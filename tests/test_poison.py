@@ -399,3 +399,14 @@ def test_a_permanent_failure_names_the_batch_and_what_to_fix():
     message = failed.value.message
     assert "batch flow-1/run/b3" in message and "strategy github-issues" in message
     assert "check the query arguments" in message and failed.value.non_retryable
+
+
+@pytest.mark.parametrize("since, until, field", [
+    ("0001-01-01T00:00:00+01:00", "2024-01-01", "since"),
+    ("2024-01-01", "9999-12-31T23:59:59-01:00", "until"),
+])
+def test_a_query_time_with_no_utc_twin_is_refused_before_anything_starts(since, until, field):
+    from etl.core.query import QueryFactory
+
+    with pytest.raises(QueryError, match=f"github.{field}: .* lies outside the years 1 to 9999 in UTC"):
+        QueryFactory.create("github", {"owner": "octo", "repo": "r", "since": since, "until": until})

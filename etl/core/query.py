@@ -206,7 +206,12 @@ def _convert(qname: str, fname: str, hint: Any, value: Any, limits: Limits | Non
             return number
         if hint is datetime:
             moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            try:
+                moment.astimezone(timezone.utc)
+            except OverflowError:  # a time at the calendar's edge may have no UTC twin
+                raise QueryError(qname, fname, f"{shown(value)} lies outside the years 1 to 9999 in UTC") from None
+            return moment
         if hint is date:
             if isinstance(value, datetime):
                 return value.date()

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from etl.core.errors import QueryError
+from etl.core.errors import QueryError, shown
 from etl.core.query import Query, query_type
 from etl.core.times import parse_time
 
@@ -39,13 +39,13 @@ class GitHubQuery(Query):
 
     def validate(self) -> None:
         if "/" in self.owner:
-            raise QueryError(self.name, "owner", f"{self.owner!r} contains '/'; give the owner and the "
+            raise QueryError(self.name, "owner", f"{shown(self.owner)} contains '/'; give the owner and the "
                                                  "repository separately, e.g. owner=python repo=cpython")
         if not _OWNER.match(self.owner):
-            raise QueryError(self.name, "owner", f"{self.owner!r} is not a GitHub user or organisation name "
+            raise QueryError(self.name, "owner", f"{shown(self.owner)} is not a GitHub user or organisation name "
                                                  "(letters, digits and single hyphens, at most 39)")
         if not _REPO.match(self.repo) or self.repo in (".", ".."):
-            raise QueryError(self.name, "repo", f"{self.repo!r} is not a GitHub repository name "
+            raise QueryError(self.name, "repo", f"{shown(self.repo)} is not a GitHub repository name "
                                                 "(letters, digits, '.', '-' and '_')")
         if self.since >= self.until:
             raise QueryError(self.name, "until", f"{self.until.isoformat()} is not after since "

@@ -8,7 +8,7 @@ from datetime import date
 
 from launchpadlib import uris
 
-from etl.core.errors import QueryError
+from etl.core.errors import QueryError, shown
 from etl.core.query import Query, query_type
 
 # Launchpad's own rule for person and team names.
@@ -45,7 +45,7 @@ class LaunchpadQuery(Query):
 
     def validate(self) -> None:
         if not NAME.match(self.member):
-            raise QueryError(self.name, "member", f"{self.member!r} is not a Launchpad name: give the name "
+            raise QueryError(self.name, "member", f"{shown(self.member)} is not a Launchpad name: give the name "
                                                   "from the profile URL (launchpad.net/~NAME), in lower case")
         if self.data_date_end <= self.data_date_start:
             raise QueryError(self.name, "data_date_end",
@@ -54,7 +54,7 @@ class LaunchpadQuery(Query):
         root = self.service_root
         if root is not None and root not in uris.service_roots and not root.startswith(("http://", "https://")):
             known = ", ".join(sorted(uris.service_roots))
-            raise QueryError(self.name, "service_root", f"{root!r} is neither a known Launchpad ({known}) "
+            raise QueryError(self.name, "service_root", f"{shown(root)} is neither a known Launchpad ({known}) "
                                                         "nor an http(s) URL")
         if self.api_version is not None and not VERSION.match(self.api_version):
-            raise QueryError(self.name, "api_version", f"{self.api_version!r} is not a version such as devel or 1.0")
+            raise QueryError(self.name, "api_version", f"{shown(self.api_version)} is not a version such as devel or 1.0")
