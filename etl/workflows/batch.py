@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from etl.workflows.common import (
         ACTIVITY_RETRY,
         CLEANUP_RETRY,
+        HistoryMeter,
         progress_of,
         should_continue_as_new,
         show_details,
@@ -67,6 +68,7 @@ class ETLFlow:
         """Parallel parts: batches between the start of their extract and the end of their load."""
         self._limit = 1
         self._continuing = False
+        self._meter = HistoryMeter()
 
     @workflow.query
     def progress(self) -> FlowProgress:
@@ -181,6 +183,7 @@ class ETLFlow:
     # -- parts in parallel ---------------------------------------------------------------------
 
     async def _run_parts(self, inp: ETLFlowInput, state: FlowState, in_flight: list[asyncio.Task]) -> FlowSummary:
+        self._meter.start()
         if not state.chunks:
             if state.batches or state.cursor is not None:
                 # Continued from a run of the sequential code: its one chain goes on from its cursor.
@@ -211,6 +214,7 @@ class ETLFlow:
             BatchActivities.split_extract, SplitInput(inp.query_type, inp.extract_strategy, inp.args, inp.partitions),
             start_to_close_timeout=timedelta(minutes=5), retry_policy=ACTIVITY_RETRY,
             summary=f"split into up to {inp.partitions} parts")
+        self._meter.step()
         return [ChunkState(index=i, args=args) for i, args in enumerate(split.chunk_args)]
 
     def _release(self) -> None:
@@ -245,14 +249,14 @@ class ETLFlow:
                 in_flight.append(task)
             else:
                 self._release()
-            if not self._continuing and should_continue_as_new(inp.history_budget):
+            if not self._continuing and self._meter.over(inp.history_budget):
                 self._continuing = True  # every part stops extracting; what is in flight finishes first
         await asyncio.gather(*loads)
 
     async def _extract(self, inp: ETLFlowInput, key: str, number: int, args: dict, cursor: str | None
                        ) -> ExtractBatchResult:
         self._details()
-        return await workflow.execute_activity_method(
+        extracted = await workflow.execute_activity_method(
             BatchActivities.extract_batch,
             ExtractBatchInput(self._state.flow_key, key, inp.query_type, inp.extract_strategy, args, cursor,
                               inp.batch_size),
@@ -261,6 +265,8 @@ class ETLFlow:
             retry_policy=ACTIVITY_RETRY,
             summary=f"extract batch {number} (up to {inp.batch_size:,} records)",
         )
+        self._meter.step()
+        return extracted
 
     async def _load_part(self, inp: ETLFlowInput, part: ChunkState, number: int, start: str | None,
                          extracted: ExtractBatchResult) -> None:
@@ -277,12 +283,15 @@ class ETLFlow:
                         start_to_close_timeout=timedelta(minutes=30),
                         heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s), retry_policy=ACTIVITY_RETRY,
                         summary=f"transform batch {number}: {extracted.staged:,} records")
+                    self._meter.step()
                     loaded = await workflow.execute_activity_method(
                         BatchActivities.load_batch, replace(ref, expected=transformed.staged),
                         start_to_close_timeout=timedelta(minutes=30), retry_policy=ACTIVITY_RETRY,
                         heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
                         summary=f"load batch {number}: {transformed.staged:,} events")
+                    self._meter.step()
                 except ActivityError as err:
+                    self._meter.step()  # the failed activity's events
                     if not _staging_lost(err) or again == MAX_REEXTRACTS:
                         raise
                     workflow.logger.warning("staging of batch %s was lost; extracting it again", key)

@@ -35,9 +35,51 @@ CLEANUP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_inter
 
 
 def should_continue_as_new(history_budget: int) -> bool:
-    """Continue as new well before the 10,000-event mark, whatever the server suggests."""
+    """The decision of runs recorded before `HistoryMeter`: kept so their histories replay.
+    Unsafe for new runs (see `HistoryMeter`)."""
     info = workflow.info()
     return info.is_continue_as_new_suggested() or info.get_current_history_length() > history_budget
+
+
+class HistoryMeter:
+    """When a run should continue as new: counted from the run's own steps, never from the
+    history length the SDK reports.
+
+    `workflow.info().get_current_history_length()` differs between a live worker and a replay
+    of the same task when a workflow task timed out before it (a worker was killed): the worker
+    that takes over sees a shorter history than its successor replaying it later. A flow that
+    reached its budget at that moment continued live and did not on replay (or the reverse), so
+    the next worker failed with a nondeterminism error and the flow stalled
+    (tests/reliability/test_worker_crashes.py, seed 2). A count kept in workflow state is the
+    same live and on replay. Each step (an activity or child workflow that completed) costs at
+    most six events: scheduled, started, completed, and the workflow task that reacts to it."""
+
+    EVENTS_PER_STEP = 6
+    FIXED_EVENTS = 10
+    """Start, first workflow task, search attributes, patch markers, the final task."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.counted: bool | None = None
+
+    def start(self) -> None:
+        """Call once at the start of a run, before its first decision: runs recorded before the
+        meter existed (no marker) keep the decision they were recorded with."""
+        self.counted = workflow.patched("history-meter")
+
+    def step(self, n: int = 1) -> None:
+        self.steps += n
+
+    @property
+    def events(self) -> int:
+        return self.FIXED_EVENTS + self.EVENTS_PER_STEP * self.steps
+
+    def over(self, history_budget: int) -> bool:
+        """True when the run should hand over to a new one: the server suggests it, or the
+        estimate passes `history_budget`."""
+        if not self.counted:
+            return should_continue_as_new(history_budget)
+        return workflow.info().is_continue_as_new_suggested() or self.events > history_budget
 
 
 def progress_of(stage: str, state: FlowState, expected: int | None, running: int = 0) -> FlowProgress:

@@ -21,7 +21,7 @@ from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedErro
 
 with workflow.unsafe.imports_passed_through():
     from etl.workflows import search_attributes as sa
-    from etl.workflows.common import should_continue_as_new
+    from etl.workflows.common import HistoryMeter
     from etl.workflows.failure_text import root_message
     from etl.workflows.fleet_io import (
         ChildFlow,
@@ -77,6 +77,8 @@ class FanOutFlow:
         queue = list(inp.flows)
         running: list[asyncio.Task] = []
         continuing = False
+        meter = HistoryMeter()
+        meter.start()
         while queue or running:
             while queue and len(running) < max(1, inp.concurrency) and not continuing:
                 running.append(asyncio.create_task(self._run_child(inp, queue.pop(0))))
@@ -85,7 +87,8 @@ class FanOutFlow:
             done, _ = await workflow.wait(running, return_when=asyncio.FIRST_COMPLETED)
             running = [task for task in running if task not in done]
             self._outcomes += [task.result() for task in done]
-            if queue and not continuing and should_continue_as_new(inp.history_budget):
+            meter.step(len(done))
+            if queue and not continuing and meter.over(inp.history_budget):
                 continuing = True  # start no more; let the running children end, then start afresh
             if continuing and not running:
                 break

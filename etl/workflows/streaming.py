@@ -23,8 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from etl.workflows.common import (
         ACTIVITY_RETRY,
         CLEANUP_RETRY,
+        HistoryMeter,
         progress_of,
-        should_continue_as_new,
         show_details,
         summary_of,
     )
@@ -48,6 +48,7 @@ class StreamingETLFlow:
         self._running = 0
         self._expected: int | None = None
         self._chunk_tasks: dict[int, asyncio.Task] = {}
+        self._meter = HistoryMeter()
 
     @workflow.query
     def progress(self) -> FlowProgress:
@@ -83,6 +84,7 @@ class StreamingETLFlow:
     async def _run(self, inp: ETLFlowInput, state: FlowState) -> FlowSummary:
         info = workflow.info()
         window = max(1, inp.chunks_in_flight)
+        self._meter.start()
 
         if not state.chunks:
             self._stage = "splitting the query into chunks"
@@ -92,6 +94,7 @@ class StreamingETLFlow:
                 SplitInput(inp.query_type, inp.extract_strategy, inp.args, parts),
                 start_to_close_timeout=timedelta(minutes=5), retry_policy=ACTIVITY_RETRY,
                 summary=f"split into up to {parts} chunks")
+            self._meter.step()
             state.chunks = [ChunkState(index=i, args=args) for i, args in enumerate(split.chunk_args)]
 
         queue = [c.index for c in state.chunks if not c.done]
@@ -111,7 +114,7 @@ class StreamingETLFlow:
                     chunk = task.result()
                     if not chunk.done:
                         queue.append(index)
-            if not continuing and should_continue_as_new(inp.history_budget):
+            if not continuing and self._meter.over(inp.history_budget):
                 continuing = True  # let the running chunks hand back their state, then start afresh
             if continuing and not running:
                 break
@@ -140,6 +143,7 @@ class StreamingETLFlow:
             retry_policy=ACTIVITY_RETRY,
             summary=f"chunk {chunk.index}: {chunk.pages} pages done, up to {inp.pages_per_call} more",
         )
+        self._meter.step()
         state.extracted += result.extracted - chunk.extracted
         state.rejected += result.rejected - chunk.rejected
         state.loaded += result.loaded - chunk.loaded

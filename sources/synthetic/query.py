@@ -20,6 +20,9 @@ class SyntheticQuery(Query):
     page_size: int = 1000
     start: int = 0
     """Index of the first record: sub-queries of a split cover disjoint ranges."""
+    page_pause_s: float = 0.0
+    """Seconds to wait before each page: paces a run like a slow API (fault tests use it so a kill
+    lands mid-run whatever the machine's speed). 0 to 10."""
 
     summary_fields = ("count", "seed", "bad_rate")
 
@@ -35,3 +38,5 @@ class SyntheticQuery(Query):
             raise QueryError(self.name, "page_size", f"{self.page_size} must be at least 1")
         if self.start < 0:
             raise QueryError(self.name, "start", f"{self.start} is negative")
+        if not 0.0 <= self.page_pause_s <= 10.0:
+            raise QueryError(self.name, "page_pause_s", f"{self.page_pause_s} is outside 0..10 seconds")

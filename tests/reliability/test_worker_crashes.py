@@ -6,7 +6,8 @@ might: it must load nothing. The flow runs with the default heartbeat timeout, a
 measures what a kill costs: the records committed again (from the ledger: at most one page per
 fault), the seconds from each kill to the next commit on the new worker, and the staging left
 at the end (0 rows, 0 bytes). The kill points are drawn from the printed chaos seed (progress
-thresholds plus a random delay), so `RELIABILITY_SEED=<seed>` replays a failed run's choices.
+thresholds plus a random delay), so `RELIABILITY_SEED=<seed>` replays a failed run's choices;
+the source is paced (`page_pause_s`) so the flow is still running when the last kill comes.
 The single-kill case, and the check that a streaming chunk resumes from its heartbeat, live
 in tests/test_crash.py.
 """
@@ -58,8 +59,11 @@ async def test_three_sigkills_at_random_points(client, settings, db, task_queue,
     rng = random.Random(chaos_seed)
     # One kill in each part of the run, then a random delay: a random moment, not a round number.
     thresholds = [int(COUNT * rng.uniform(lo, hi)) for lo, hi in ((0.05, 0.3), (0.3, 0.55), (0.55, 0.8))]
-    delays = [round(rng.uniform(0.0, 1.0), 2) for _ in range(KILLS)]
-    args = {"count": COUNT, "seed": 60 + streaming, "bad_rate": 0.01, "page_size": 500}
+    delays = [round(rng.uniform(0.0, 0.5), 2) for _ in range(KILLS)]
+    # Paced like a slow API (about 2 s of pages per 25-page call), so each kill lands while the
+    # flow runs however fast this machine is: unpaced, the streaming flow can finish the last
+    # quarter between two progress polls and leave the third kill nothing to hit.
+    args = {"count": COUNT, "seed": 60 + streaming, "bad_rate": 0.01, "page_size": 500, "page_pause_s": 0.04}
     # A small history budget makes the flow continue as new during the run, so kills also meet
     # runs that have just been replaced.
     fields = ({"chunk_count": 4, "chunks_in_flight": 2, "pages_per_call": 25, "history_budget": 40} if streaming

@@ -6,6 +6,7 @@ a test can compute the expected set (`expected_event_ids`) without running the f
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
@@ -97,6 +98,8 @@ def extract_events(query: SyntheticQuery, cursor: str | None, settings: Settings
     end = query.start + query.count
     i = int(cursor) if cursor else query.start
     while i < end:
+        if query.page_pause_s:
+            time.sleep(query.page_pause_s)
         stop = min(i + query.page_size, end)
         yield Page([record(query.seed, query.bad_rate, j) for j in range(i, stop)], cursor=str(stop))
         i = stop
