@@ -8,7 +8,8 @@ synthetic source, in one run:
   plain      a single-threaded Python loop calling the same extract, transform and load code
   batch      ETLFlow on worker processes
   streaming  StreamingETLFlow on worker processes
-  transform  `transform()` + `copy_row()` alone on 100,000 records already in memory
+  transform  `transform()` + `copy_row()` alone on 100,000 records already in memory (the best
+             of three passes, before the servers start)
   limit      the same rows pre-formatted and COPY'd straight into an events-shaped table:
              the database's own ceiling on this machine, measured in the same run
   full       (with --prefill ROWS) the loader into an events table already holding ROWS rows,
@@ -96,11 +97,17 @@ def synthetic_records(n: int, seed: int) -> list[dict]:
 def bench_transform(n: int) -> dict:
     """`transform()` + `copy_row()` alone, on records already in memory: the Python cost per event."""
     records = synthetic_records(n, seed=902)
-    start, cpu = time.perf_counter(), time.process_time()
-    events, _ = transform(records)
-    rows = [e.copy_row() for e in events]
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"events_per_s": round(len(rows) / seconds), "seconds": round(seconds, 2),
+    best = None
+    for _ in range(3):  # the best of three: a worker transforms page after page, with warm caches
+        start, cpu = time.perf_counter(), time.process_time()
+        events, _ = transform(records)
+        rows = [e.copy_row() for e in events]
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        if best is None or seconds < best[0]:
+            best = (seconds, cpu, len(rows))
+        del events, rows
+    seconds, cpu, count = best
+    return {"events_per_s": round(count / seconds), "seconds": round(seconds, 2),
             "cpu_s_per_million": round(cpu / n * 1e6, 1)}
 
 
@@ -318,9 +325,6 @@ async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, wor
 
 
 def run_parts(results: dict, parts: list[str], opts: argparse.Namespace, settings: Settings, env: dict) -> None:
-    if "transform" in parts:
-        print(f"transform: {opts.loader_events:,} records in memory ...", flush=True)
-        results["transform"] = bench_transform(opts.loader_events)
     if "limit" in parts:
         print(f"limit: {opts.loader_events:,} pre-formatted rows COPY'd straight in ...", flush=True)
         results["limit"] = bench_limit(settings, opts.loader_events, 10_000)
@@ -370,8 +374,16 @@ def main(argv: list[str] | None = None) -> int:
     if opts.events < 1:
         parser.error(f"--events {opts.events}: give at least 1")
 
+    # This process runs the transform, loader and plain rows: with the workers' collector settings,
+    # so every row measures the same Python (etl/runtime/gc_policy.py).
+    from etl.runtime import gc_policy
+
+    gc_policy.tune()
     root = Path(tempfile.mkdtemp(prefix="etl-bench-"))
     results: dict = {"machine": {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in os.getloadavg()]}}
+    if "transform" in parts:  # first, before any server runs beside it
+        print(f"transform: {opts.loader_events:,} records in memory ...", flush=True)
+        results["transform"] = bench_transform(opts.loader_events)
     print(f"starting a private stack under {root} ...", flush=True)
     try:
         # Durable settings (fsync on), as a user's database would run.

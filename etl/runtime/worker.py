@@ -187,7 +187,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     identity = f"{kind}@{socket.gethostname()}:{os.getpid()}"
     version = versioning.worker_version(settings)
 
-    from etl.runtime import health
+    from etl.runtime import gc_policy, health
 
     # The SDK's metrics exporter must be configured before the first client connects.
     sdk_metrics_url = health.enable_sdk_metrics() if args.health_port else None
@@ -196,6 +196,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
         client = await connect(settings)
         worker = build_worker(client, settings, task_queue=args.task_queue, concurrency=args.concurrency,
                               kinds=(kind,), identity=identity, version=version)
+        gc_policy.tune()  # after the imports and registrations: see etl/runtime/gc_policy.py
         print(f"worker version {versioning.show(version)} (deployment {version.deployment_name!r}, "
               f"build id {version.build_id!r})", flush=True)
         log.info("%s starting on %s (queue %r, concurrency %d, version %s)", identity, settings.temporal_host,
