@@ -52,15 +52,24 @@ def encode_record(record: Any) -> str:
     """One raw record as a JSON line; ASCII-only so any text (lone surrogates, NULs) survives staging
     and the transform can reject it with a precise reason. A properties object with a key that is
     not text is refused here: JSON would make `1` and `"1"` one key before the transform sees it."""
+    if type(record) is not dict:  # a subclass is read as the transform reads it (its own `get`)
+        _check_keys(record)
+    return encode_line(record, _exact_json, _json_default)
+
+
+def _check_keys(record: Any) -> None:
     if isinstance(record, dict):
         for name in JSON_FIELDS:
             problem = key_problem(record.get(name), name)
             if problem:
                 raise ValueError(problem)
-    return encode_line(record, _exact_json, _json_default)
 
 
 def _exact_json(record: Any) -> str:
+    # Only records orjson refused (or that hold NaN) come here, and orjson refuses every key that
+    # is not text: so the key check runs for these alone, before the standard library would turn
+    # such a key into text.
+    _check_keys(record)
     return json.dumps(record, ensure_ascii=True, default=_json_default, allow_nan=False)
 
 

@@ -63,6 +63,13 @@ def connection_lost(exc: BaseException, conn=None) -> bool:
 _COLUMN_LIST = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 
 
+def _copy_text(value: str | None) -> str:
+    """`value` as one field of PostgreSQL's COPY text format (None is NULL)."""
+    if value is None:
+        return "\\N"
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 @dataclass(frozen=True)
 class RejectRow:
     """A record that could not become an event, and why."""
@@ -272,12 +279,16 @@ class Database:
                             then: Callable[[Any, int], None] | None = None) -> int:
         """Insert events idempotently; returns how many rows were new.
 
-        COPY into a temporary table, then `INSERT ... SELECT ... ON CONFLICT (event_id)
-        DO NOTHING`, in one transaction: duplicates inside the batch or already in the
-        table are skipped, and a retry after a lost acknowledgement inserts nothing twice.
-        Each new row records `loaded_by` (the loading workflow id) and `loaded_at` (the
-        transaction's time). `then(cursor, inserted)` runs in the same transaction, so what it
-        writes (a resume cursor, a ledger row) commits with the rows or not at all.
+        First, inside a savepoint, one COPY straight into the events table: a page whose events
+        are all new (every page of a first run) costs PostgreSQL one write. If any event is
+        already there, or twice in the page, the COPY fails on the unique index, the savepoint
+        is rolled back, and the page goes the idempotent way: COPY into a temporary table, then
+        `INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING`. Either way it is one
+        transaction: duplicates are skipped, and a retry after a lost acknowledgement inserts
+        nothing twice. Each new row records `loaded_by` (the loading workflow id) and
+        `loaded_at` (the transaction's time). `then(cursor, inserted)` runs in the same
+        transaction, so what it writes (a resume cursor, a ledger row) commits with the rows or
+        not at all.
         """
         if not events:
             if then is not None:
@@ -286,29 +297,46 @@ class Database:
         payload = "".join(event.copy_row() for event in events)
 
         def load(cur) -> int:
-            cur.execute(
-                sql.SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS etl_load_buffer ON COMMIT DELETE ROWS "
-                    "AS SELECT {cols} FROM {events} WITH NO DATA"
-                ).format(events=self.tables.events, cols=_COLUMN_LIST)
-            )
-            cur.copy_expert(
-                sql.SQL("COPY etl_load_buffer ({cols}) FROM STDIN").format(cols=_COLUMN_LIST),
-                io.StringIO(payload),
-            )
-            cur.execute(
-                sql.SQL(
-                    "INSERT INTO {events} ({cols}, loaded_by, loaded_at) SELECT {cols}, %s, now() "
-                    "FROM etl_load_buffer ON CONFLICT (event_id) DO NOTHING"
-                ).format(events=self.tables.events, cols=_COLUMN_LIST),
-                (loaded_by,),
-            )
-            inserted = cur.rowcount
+            cur.execute("SAVEPOINT etl_direct_copy")
+            try:
+                # Every line ends in a newline that is a row's end (values' own are escaped), so
+                # one replace appends the `loaded_by` column to every row.
+                cur.copy_expert(
+                    sql.SQL("COPY {events} ({cols}, loaded_by) FROM STDIN").format(events=self.tables.events,
+                                                                                  cols=_COLUMN_LIST),
+                    io.StringIO(payload.replace("\n", "\t" + _copy_text(loaded_by) + "\n")),
+                )
+                inserted = cur.rowcount
+                cur.execute("RELEASE SAVEPOINT etl_direct_copy")
+            except psycopg2.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT etl_direct_copy")
+                inserted = self._insert_new(cur, payload, loaded_by)
             if then is not None:
                 then(cur, inserted)
             return inserted
 
         return self.run(load, what=f"insert of {len(events)} events")
+
+    def _insert_new(self, cur, payload: str, loaded_by: str | None) -> int:
+        """The rows of `payload` not yet in the table (by event_id), inserted; returns how many."""
+        cur.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS etl_load_buffer ON COMMIT DELETE ROWS "
+                "AS SELECT {cols} FROM {events} WITH NO DATA"
+            ).format(events=self.tables.events, cols=_COLUMN_LIST)
+        )
+        cur.copy_expert(
+            sql.SQL("COPY etl_load_buffer ({cols}) FROM STDIN").format(cols=_COLUMN_LIST),
+            io.StringIO(payload),
+        )
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {events} ({cols}, loaded_by, loaded_at) SELECT {cols}, %s, now() "
+                "FROM etl_load_buffer ON CONFLICT (event_id) DO NOTHING"
+            ).format(events=self.tables.events, cols=_COLUMN_LIST),
+            (loaded_by,),
+        )
+        return cur.rowcount
 
     def insert_rejects(self, rejects: Iterable[RejectRow]) -> int:
         """Record rejects; a reject whose key is already recorded is skipped. Returns how many were new."""

@@ -146,6 +146,11 @@ class Tables:
                 name=sql.Literal(f'"{self.name}{suffix}"'), t=self._id(suffix)) for suffix in ("_raw_pages", "_staged")),
             f("ALTER TABLE {events} ADD COLUMN IF NOT EXISTS loaded_by TEXT, "
               "ADD COLUMN IF NOT EXISTS loaded_at TIMESTAMPTZ").format(events=self.events),
+            # The load's time by default: a page COPY'd straight in (etl.store.db) gets it like an INSERT.
+            f("ALTER TABLE {events} ALTER COLUMN loaded_at SET DEFAULT now()").format(events=self.events),
+            # Raw pages are written once and read once: PostgreSQL's compression (pglz) of a
+            # megabyte page cost more CPU than its smaller size saves (scripts/bench.py).
+            f("ALTER TABLE {raw} ALTER COLUMN records SET STORAGE EXTERNAL").format(raw=self.raw),
             f("ALTER TABLE {staged} ADD COLUMN IF NOT EXISTS created_at TIMESTAMPTZ NOT NULL DEFAULT now()").format(
                 staged=self.staged),
         ]
