@@ -19,22 +19,10 @@ from typing import Any
 
 import orjson
 
+from etl.core.models import all_finite  # the transform's own check: one walk, type by type
+
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 EXACT_MARK = " "
-
-
-def _finite(value: Any) -> bool:
-    """False when a float anywhere inside `value` is NaN or infinite."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        for inner in (item.values() if isinstance(item, dict) else item):
-            if isinstance(inner, float):
-                if inner - inner != 0:  # NaN and the infinities: inf - inf is NaN
-                    return False
-            elif isinstance(inner, (dict, list, tuple)):
-                stack.append(inner)
-    return True
 
 
 def encode_line(record: Any, exact: Callable[[Any], str], default: Callable[[Any], Any]) -> str:
@@ -44,7 +32,7 @@ def encode_line(record: Any, exact: Callable[[Any], str], default: Callable[[Any
         out = orjson.dumps(record, default=default, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: let the exact encoder write it, or refuse it
         return EXACT_MARK + exact(record)
-    if b"null" in out and isinstance(record, (dict, list)) and not _finite(record):
+    if b"null" in out and isinstance(record, (dict, list)) and not all_finite(record):
         return EXACT_MARK + exact(record)
     return out.decode()
 

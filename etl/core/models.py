@@ -207,7 +207,7 @@ _STDLIB_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), all
                                   default=_json_default).encode
 
 
-def _finite(value: Any) -> bool:
+def all_finite(value: Any) -> bool:
     """False when a float anywhere in `value` (a dict, list or tuple) is NaN or infinite (orjson
     writes those as null, which would change the value silently)."""
     for item in (value.values() if isinstance(value, dict) else value):
@@ -217,7 +217,7 @@ def _finite(value: Any) -> bool:
         if kind is float or isinstance(item, float):
             if item - item != 0:  # NaN and the infinities: inf - inf is NaN
                 return False
-        elif isinstance(item, (dict, list, tuple)) and not _finite(item):
+        elif isinstance(item, (dict, list, tuple)) and not all_finite(item):
             return False
     return True
 
@@ -262,7 +262,7 @@ def encode_json(name: str, value: Any) -> str:
     except TypeError as exc:  # orjson.JSONEncodeError: refuse, or let the exact encoder decide
         text = _encode_slow(name, value, str(exc))
     else:
-        if b"null" in out and not _finite(value):
+        if b"null" in out and not all_finite(value):
             raise Reject(f"{name} cannot be stored as JSON: it holds NaN or an infinity")
         text = out.decode()
     return _checked_nul(name, text)
@@ -416,8 +416,8 @@ def to_event(raw: Any) -> Event:
     except TypeError:  # None, a subclass, not an object, or what orjson refuses: column by column
         (ep, rp, mx), encoded = _json_columns(ep, rp, mx)
     else:
-        if (b"null" in e1 and not _finite(ep)) or (b"null" in e2 and not _finite(rp)) or (
-                b"null" in e3 and not _finite(mx)):
+        if (b"null" in e1 and not all_finite(ep)) or (b"null" in e2 and not all_finite(rp)) or (
+                b"null" in e3 and not all_finite(mx)):
             _json_columns(ep, rp, mx)  # raises the reject, naming the column
         encoded = (e1.decode(), e2.decode(), e3.decode())
         if b"\\u0000" in e1 or b"\\u0000" in e2 or b"\\u0000" in e3:
