@@ -63,7 +63,7 @@ class LosingStaging(ETLActivities):
         if ref.batch_key.endswith("/b1") and not LosingStaging.emptied:
             LosingStaging.emptied = True
             t = self.db.tables
-            self.db.run(lambda cur: cur.execute(sql.SQL("TRUNCATE {}, {}").format(t.raw, t.staged)))
+            self.db.run(lambda cur: cur.execute(sql.SQL("TRUNCATE {}, {}").format(t.raw, t.staged_batches)))
         return super().transform_batch(ref)
 
 

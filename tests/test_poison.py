@@ -195,7 +195,8 @@ def test_a_reason_is_short_whatever_the_value():
 
 
 @pytest.mark.parametrize("name", ["events\n", "events\r", "ev\tents", "pg_class", "pg_catalog", "PG_Stat",
-                                  "events_rejects", "x_raw_pages", "x_staged", "x_staged_bk", "x_loads", "x_cursors",
+                                  "events_rejects", "x_raw_pages", "x_staged", "x_staged_bk", "x_staged_batches", "x_loads",
+                                  "x_cursors",
                                   "x_ledger", "EVENTS_REJECTS"])
 def test_events_table_refuses_control_characters_system_names_and_companions(name):
     with pytest.raises(ConfigError) as refused:

@@ -297,25 +297,31 @@ class Database:
         payload = "".join(event.copy_row() for event in events)
 
         def load(cur) -> int:
-            cur.execute("SAVEPOINT etl_direct_copy")
-            try:
-                # Every line ends in a newline that is a row's end (values' own are escaped), so
-                # one replace appends the `loaded_by` column to every row.
-                cur.copy_expert(
-                    sql.SQL("COPY {events} ({cols}, loaded_by) FROM STDIN").format(events=self.tables.events,
-                                                                                  cols=_COLUMN_LIST),
-                    io.StringIO(payload.replace("\n", "\t" + _copy_text(loaded_by) + "\n")),
-                )
-                inserted = cur.rowcount
-                cur.execute("RELEASE SAVEPOINT etl_direct_copy")
-            except psycopg2.errors.UniqueViolation:
-                cur.execute("ROLLBACK TO SAVEPOINT etl_direct_copy")
-                inserted = self._insert_new(cur, payload, loaded_by)
+            inserted = self.copy_events(cur, payload, loaded_by)
             if then is not None:
                 then(cur, inserted)
             return inserted
 
         return self.run(load, what=f"insert of {len(events)} events")
+
+    def copy_events(self, cur, payload: str, loaded_by: str | None) -> int:
+        """Insert the events of `payload` (`Event.copy_row` lines) that are not in the table yet, inside
+        the caller's transaction; returns how many were new. See `insert_events_batch`."""
+        cur.execute("SAVEPOINT etl_direct_copy")
+        try:
+            # Every line ends in a newline that is a row's end (values' own are escaped), so
+            # one replace appends the `loaded_by` column to every row.
+            cur.copy_expert(
+                sql.SQL("COPY {events} ({cols}, loaded_by) FROM STDIN").format(events=self.tables.events,
+                                                                              cols=_COLUMN_LIST),
+                io.BytesIO(payload.replace("\n", "\t" + _copy_text(loaded_by) + "\n").encode("utf-8")),
+            )
+            inserted = cur.rowcount
+            cur.execute("RELEASE SAVEPOINT etl_direct_copy")
+        except psycopg2.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT etl_direct_copy")
+            inserted = self._insert_new(cur, payload, loaded_by)
+        return inserted
 
     def _insert_new(self, cur, payload: str, loaded_by: str | None) -> int:
         """The rows of `payload` not yet in the table (by event_id), inserted; returns how many."""
@@ -327,7 +333,7 @@ class Database:
         )
         cur.copy_expert(
             sql.SQL("COPY etl_load_buffer ({cols}) FROM STDIN").format(cols=_COLUMN_LIST),
-            io.StringIO(payload),
+            io.BytesIO(payload.encode("utf-8")),
         )
         cur.execute(
             sql.SQL(

@@ -3,7 +3,10 @@
     events            the product: one row per event, `event_id` unique
     events_rejects    records that could not become events, with the reason
     events_raw_pages  ETLFlow claim checks: extracted batches, one row per source page (JSON lines)
-    events_staged     ETLFlow claim checks: transformed events waiting for load
+    events_staged_batches  ETLFlow claim checks: each transformed batch waiting for load, as one row
+                      of COPY text (uncompressed; `events_staged`, one row per event, is what earlier
+                      versions wrote, kept while their flows may still run)
+    events_staged     ETLFlow claim checks of earlier versions: transformed events, a row each
     events_loads      ETLFlow's loaded batches, so a retried load reports the same counts
     events_cursors    resume points: the last committed page of each chunk or batch extract, written
                       in the page's own transaction (and a done marker after the last page)
@@ -61,6 +64,10 @@ class Tables:
         return self._id("_staged")
 
     @property
+    def staged_batches(self) -> sql.Identifier:
+        return self._id("_staged_batches")
+
+    @property
     def loads(self) -> sql.Identifier:
         return self._id("_loads")
 
@@ -75,7 +82,7 @@ class Tables:
     @property
     def staging_tables(self) -> tuple[sql.Identifier, ...]:
         """What a flow leaves while it runs and must not leave when it ends."""
-        return (self.raw, self.staged, self.cursors)
+        return (self.raw, self.staged_batches, self.staged, self.cursors)
 
     def ddl(self) -> list[sql.Composed]:
         """Statements that create every table; running them twice is harmless."""
@@ -114,6 +121,17 @@ class Tables:
                 # Short suffix: with a 48-character EVENTS_TABLE the name stays under PostgreSQL's 63.
                 idx=sql.Identifier(self.name + "_staged_bk"), staged=self.staged
             ),
+            f(
+                # One row a batch: the transform's COPY text, read back whole by the load. UNLOGGED as
+                # the raw pages (a lost batch is extracted again); EXTERNAL: stored uncompressed.
+                """CREATE UNLOGGED TABLE IF NOT EXISTS {batches} (
+                    batch_key TEXT PRIMARY KEY,
+                    rows INTEGER NOT NULL,
+                    payload TEXT NOT NULL,
+                    created_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+            ).format(batches=self.staged_batches),
+            f("ALTER TABLE {batches} ALTER COLUMN payload SET STORAGE EXTERNAL").format(
+                batches=self.staged_batches),
             f(
                 """CREATE TABLE IF NOT EXISTS {loads} (
                     batch_key TEXT PRIMARY KEY,

@@ -2,9 +2,16 @@
 never travels through workflow history and any worker of the fleet can run any step.
 
     extract   -> stage_raw_page(key, n, lines) a row of JSON lines per page in `events_raw_pages`
-    transform -> read_raw(key); stage_events(key, events)   COPY into `events_staged`
-    load      -> load_staged(key)             INSERT ... ON CONFLICT DO NOTHING into `events`,
-                                              drop the staged rows, record the counts in `events_loads`
+    transform -> read_raw(key); stage_events(key, events)   the batch's COPY text, one row in
+                                              `events_staged_batches`
+    load      -> load_staged(key)             that text COPY'd into `events` (new events; the
+                                              idempotent path when some are there: see
+                                              `Database.copy_events`), the staged row and pages
+                                              dropped, the counts recorded in `events_loads`
+
+A batch travels as one uncompressed row of text rather than a row an event: PostgreSQL parses
+it once, in the load, instead of once into a staging table and again out of it, and nothing
+per event is indexed, deleted or vacuumed in between.
 
 Every step replaces what an earlier attempt of the same batch left, so retries are
 harmless; `load_staged` answers a repeated call from its ledger with the first counts.
@@ -19,7 +26,6 @@ timed out or reset, and for anything older than `STAGING_RETENTION_S`.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -27,7 +33,7 @@ from psycopg2 import sql
 
 from etl.core.models import Event
 from etl.store.checkpoints import Checkpoints, Commit
-from etl.store.db import _COLUMN_LIST, Database
+from etl.store.db import Database
 
 
 def lock_key(cur, key: str) -> None:
@@ -97,9 +103,10 @@ class Staging:
 
         return self.db.run(read, what=f"reading raw batch {batch_key}")
 
-    def stage_events(self, batch_key: str, events: list[Event]) -> None:
-        prefix = batch_key.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n") + "\t"
-        payload = "".join(prefix + event.copy_row() for event in events)
+    def stage_events(self, batch_key: str, events: list[Event]) -> bool:
+        """Stage the transformed batch as one row of COPY text (replacing what an earlier attempt
+        staged); False when the batch was loaded already (an attempt that outlived the load)."""
+        payload = "".join([event.copy_row() for event in events])
 
         def write(cur) -> bool:
             lock_key(cur, batch_key)
@@ -107,14 +114,10 @@ class Staging:
                         (batch_key,))
             if cur.fetchone() is not None:
                 return False  # an overlapping attempt already staged and loaded it: nothing to add
-            cur.execute(sql.SQL("DELETE FROM {staged} WHERE batch_key = %s").format(staged=self.t.staged),
-                        (batch_key,))
-            if payload:
-                cur.copy_expert(
-                    sql.SQL("COPY {staged} (batch_key, {cols}) FROM STDIN").format(staged=self.t.staged,
-                                                                                 cols=_COLUMN_LIST),
-                    io.StringIO(payload),
-                )
+            cur.execute(sql.SQL(
+                "INSERT INTO {batches} (batch_key, rows, payload) VALUES (%s, %s, %s) ON CONFLICT (batch_key) "
+                "DO UPDATE SET rows = EXCLUDED.rows, payload = EXCLUDED.payload, created_at = now()").format(
+                batches=self.t.staged_batches), (batch_key, len(events), payload))
             return True
 
         return self.db.run(write, what=f"staging {len(events)} events of batch {batch_key}")
@@ -130,19 +133,15 @@ class Staging:
             done = cur.fetchone()
             if done is not None:
                 return LoadCounts(done[0], done[1])
-            cur.execute(sql.SQL("SELECT count(*) FROM {staged} WHERE batch_key = %s").format(
-                staged=self.t.staged), (batch_key,))
-            staged = cur.fetchone()[0]
+            cur.execute(sql.SQL("SELECT rows, payload FROM {batches} WHERE batch_key = %s").format(
+                batches=self.t.staged_batches), (batch_key,))
+            row = cur.fetchone()
+            staged, payload = row if row is not None else (0, "")
             if staged != expected:
                 raise StagedBatchMissing(f"batch {batch_key}: {staged} rows staged, {expected} expected")
-            cur.execute(
-                sql.SQL("INSERT INTO {events} ({cols}, loaded_by, loaded_at) SELECT {cols}, %s, now() "
-                        "FROM {staged} WHERE batch_key = %s ON CONFLICT (event_id) DO NOTHING").format(
-                    events=self.t.events, cols=_COLUMN_LIST, staged=self.t.staged),
-                (loaded_by, batch_key),
-            )
-            inserted = cur.rowcount
-            cur.execute(sql.SQL("DELETE FROM {staged} WHERE batch_key = %s").format(staged=self.t.staged),
+            inserted = self.db.copy_events(cur, payload, loaded_by) if payload else 0
+            del payload
+            cur.execute(sql.SQL("DELETE FROM {batches} WHERE batch_key = %s").format(batches=self.t.staged_batches),
                         (batch_key,))
             cur.execute(sql.SQL("DELETE FROM {raw} WHERE batch_key = %s").format(raw=self.t.raw), (batch_key,))
             cur.execute(sql.SQL("INSERT INTO {loads} (batch_key, staged, inserted) VALUES (%s, %s, %s)").format(
@@ -155,7 +154,9 @@ class Staging:
 
     def _keyed(self) -> tuple[tuple[sql.Identifier, str, str], ...]:
         """(table, key column, time column) of everything a flow keeps while it runs."""
-        return ((self.t.raw, "batch_key", "created_at"), (self.t.staged, "batch_key", "created_at"),
+        return ((self.t.raw, "batch_key", "created_at"), (self.t.staged_batches, "batch_key", "created_at"),
+                # Earlier versions' staged events: swept like the rest while their flows end.
+                (self.t.staged, "batch_key", "created_at"),
                 (self.t.cursors, "unit_key", "updated_at"), (self.t.loads, "batch_key", "loaded_at"))
 
     def forget(self, flow_key: str) -> int:

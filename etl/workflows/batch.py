@@ -219,7 +219,8 @@ class ETLFlow:
 
     def _release(self) -> None:
         self._busy -= 1
-        self._details()
+        if workflow.in_workflow():  # not while an evicted run's coroutines are closed (no workflow loop then)
+            self._details()
 
     async def _extract_part(self, inp: ETLFlowInput, part: ChunkState, in_flight: list[asyncio.Task]) -> None:
         """One part's chain of batches: extract from the part's cursor, hand the batch to a transform and

@@ -168,7 +168,8 @@ def test_overlapping_transforms_stage_a_batch_once_and_a_late_one_adds_nothing(d
     counts = staging.load_staged(key, len(events))  # StagedBatchMissing if any attempt doubled the batch
     assert counts.inserted == len(events)
     staging.stage_events(key, events)  # an attempt that outlived the load
-    staged = db.scalar(sql.SQL("SELECT count(*) FROM {} WHERE batch_key = %s").format(db.tables.staged), (key,))
+    staged = db.scalar(sql.SQL("SELECT count(*) FROM {} WHERE batch_key = %s").format(db.tables.staged_batches),
+                       (key,))
     assert staged == 0
 
 
