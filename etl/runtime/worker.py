@@ -156,13 +156,17 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     from etl.core.source_settings import source_settings_classes
     from etl.runtime.client import connect
 
+    from etl.core.settings import Settings
+
     try:
         settings = load_settings()
         for cls in source_settings_classes():  # every source's settings, checked before any flow needs them
             settings.source(cls)
     except EtlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        if not {"-h", "--help"} & set(sys.argv[1:] if argv is None else argv):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        settings = Settings()  # --help still answers (with the built-in defaults) when a setting is bad
     default_queue = settings.streaming_task_queue if kind == "streaming" else settings.task_queue
     parser = argparse.ArgumentParser(
         prog=f"python -m workers.{'streaming_worker' if kind == 'streaming' else 'etl_worker'}",
