@@ -21,7 +21,7 @@ server and its backends, the Temporal dev server, and this process), with the sh
 CPU seconds per event are the robust figure on a busy machine; wall-clock rates are not (the
 CPU the rest of the machine used meanwhile is printed beside them).
 
-For 10,000,000 events: `--events 10000000 --prefill 10000000` (about an hour on 2 cores; the
+For 10,000,000 events: `--events 10000000 --prefill 10000000` (about 20 minutes on 2 cores; the
 flows keep bounded memory, and the database is set to checkpoint by time, not by WAL volume).
 """
 

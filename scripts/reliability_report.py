@@ -32,7 +32,7 @@ every 2 s while they progress) and retries them there. Every page commits togeth
 resume point (a streaming chunk's cursor, a batch extract's progress), so a retry starts after
 the last committed page whatever the heartbeats managed to send: what a kill costs is the page
 that was in flight (or the one transaction of a batch's transform or load), never a committed
-page again. Batch loads are idempotent (`INSERT ... ON CONFLICT DO NOTHING` from staging, with a
+page again. Batch loads are idempotent (new events COPY'd, the rest `ON CONFLICT DO NOTHING`, with a
 ledger that answers a repeated load with its first counts). Once the flow has finished, it is
 launched again with the same query, as an operator who saw the failures might: nothing new may
 load. Per kill: the seconds until the next commit on the new worker."""),
