@@ -33,6 +33,20 @@ def test_duplicates_inside_one_batch_are_inserted_once(db):
     assert db.count_events() == 90
 
 
+def test_a_page_partly_loaded_inserts_the_rest_and_records_who_loaded_each_row(db):
+    # The first load is the direct COPY; the second meets 120 events already there, so its COPY
+    # fails on the unique index and the page goes the ON CONFLICT way: the 80 others, once.
+    events = make_events(200, seed=5)
+    who = "flow\twith\\odd\nid"  # tab, backslash, newline: COPY's own escapes
+    assert db.insert_events_batch(events[:120], loaded_by="first") == 120
+    assert db.insert_events_batch(events, loaded_by=who) == 80
+    assert db.insert_events_batch(events, loaded_by="third") == 0
+    rows = db.run(lambda cur: (cur.execute(
+        f'SELECT loaded_by, count(*), count(loaded_at) FROM "{db.tables.name}" GROUP BY loaded_by'),
+        {r[0]: (r[1], r[2]) for r in cur.fetchall()})[1])
+    assert rows == {"first": (120, 120), who: (80, 80)}
+
+
 def test_derived_columns_are_stored(db):
     events, _ = transform([{"event_id": "x1", "employee_id": "bob", "timezone": "Europe/Berlin",
                             "event_time_utc": "2024-03-31T01:30:00Z", "metrics": {"heat": 3}}])
