@@ -37,14 +37,14 @@ def test_a_page_partly_loaded_inserts_the_rest_and_records_who_loaded_each_row(d
     # The first load is the direct COPY; the second meets 120 events already there, so its COPY
     # fails on the unique index and the page goes the ON CONFLICT way: the 80 others, once.
     events = make_events(200, seed=5)
-    who = "flow\twith\\odd\nid"  # tab, backslash, newline: COPY's own escapes
-    assert db.insert_events_batch(events[:120], loaded_by="first") == 120
+    first, who = "run\\N\r1", "flow\twith\\odd\nid"  # backslash, \N, CR, tab, newline: COPY's own escapes
+    assert db.insert_events_batch(events[:120], loaded_by=first) == 120
     assert db.insert_events_batch(events, loaded_by=who) == 80
     assert db.insert_events_batch(events, loaded_by="third") == 0
     rows = db.run(lambda cur: (cur.execute(
         f'SELECT loaded_by, count(*), count(loaded_at) FROM "{db.tables.name}" GROUP BY loaded_by'),
         {r[0]: (r[1], r[2]) for r in cur.fetchall()})[1])
-    assert rows == {"first": (120, 120), who: (80, 80)}
+    assert rows == {first: (120, 120), who: (80, 80)}
 
 
 def test_derived_columns_are_stored(db):
