@@ -6,6 +6,7 @@ import threading
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 
 from etl.core.errors import ConfigError
 from etl.core.models import transform
@@ -45,6 +46,24 @@ def test_a_page_partly_loaded_inserts_the_rest_and_records_who_loaded_each_row(d
         f'SELECT loaded_by, count(*), count(loaded_at) FROM "{db.tables.name}" GROUP BY loaded_by'),
         {r[0]: (r[1], r[2]) for r in cur.fetchall()})[1])
     assert rows == {first: (120, 120), who: (80, 80)}
+
+
+def test_a_batch_staged_in_several_parts_loads_each_event_once(db, monkeypatch):
+    from etl.store import staging as staging_module
+    from etl.store.staging import Staging
+
+    events = make_events(1_000, seed=9)
+    monkeypatch.setattr(staging_module, "PART_CHARS", 50_000)  # about 110 events a part
+    staging = Staging(db)
+    key = "parts-test/run/b0"
+    assert staging.stage_events(key, events + events[:5])  # five events twice, across parts
+    parts = db.scalar(sql.SQL("SELECT count(*) FROM {} WHERE batch_key = %s").format(db.tables.staged_batches),
+                      (key,))
+    assert parts >= 5
+    counts = staging.load_staged(key, 1_005)
+    assert (counts.staged, counts.inserted) == (1_005, 1_000)
+    assert staging.load_staged(key, 1_005) == counts  # a repeated load answers from the ledger
+    assert db.count_events() == 1_000
 
 
 def test_derived_columns_are_stored(db):

@@ -191,6 +191,31 @@ def test_a_reason_is_short_whatever_the_value():
     assert len(rejects[0][1]) < 200
 
 
+@pytest.mark.parametrize("column", ["event_properties", "relation_properties", "metrics"])
+def test_a_huge_properties_column_is_a_reject_not_a_stuck_page(column):
+    # 64 MiB of JSON and one more byte: beyond it a row could outgrow one staged batch row, and
+    # past 255 MB PostgreSQL's jsonb refuses the whole page on every retry. Four-byte characters:
+    # the bound is on UTF-8 bytes, not characters.
+    just_fits = {"x": "a" * (64 * 2**20 - len('{"x":""}'))}
+    events, rejects = one(raw(**{column: just_fits}))
+    assert len(events) == 1 and not rejects
+    for huge in ({"x": "a" * (64 * 2**20)}, {"x": "\U0001F600" * (16 * 2**20)}):
+        events, rejects = one(raw(**{column: huge}))
+        assert not events and len(rejects) == 1
+        assert rejects[0][1].startswith(f"{column} is ") and "bytes as JSON; at most 67,108,864" in rejects[0][1]
+
+
+def test_a_huge_rejected_record_is_kept_as_a_prefix():
+    from etl.store.db import MAX_REJECT_JSON_CHARS, _json_for_reject
+
+    small = raw(event_id=None)
+    assert json.loads(_json_for_reject(small)) == small
+    big = raw(event_id=None, event_properties={"x": "b" * MAX_REJECT_JSON_CHARS})
+    kept = json.loads(_json_for_reject(big))
+    assert kept["record_json_chars"] > MAX_REJECT_JSON_CHARS
+    assert len(kept["truncated_record_json"]) == 1_000_000
+
+
 # -- 3. settings and arguments -------------------------------------------------------------------
 
 

@@ -39,6 +39,9 @@ JSON_FIELDS = ("event_properties", "relation_properties", "metrics")
 #: The longest event_id the unique index takes (PostgreSQL's btree holds at most ~2,700 bytes a
 #: row); a longer one would fail its whole batch, on every retry.
 MAX_EVENT_ID_BYTES = 2000
+#: The most JSON a properties column takes: far above any real event's, far below what one
+#: PostgreSQL value (jsonb: 255 MB) and one staged batch row (etl.store.staging.PART_CHARS) hold.
+MAX_JSON_BYTES = 64 * 2**20
 #: The longest reject reason kept (a reason quotes at most a short prefix of a value anyway).
 MAX_REASON = 500
 
@@ -265,6 +268,10 @@ def encode_json(name: str, value: Any) -> str:
         if b"null" in out and not all_finite(value):
             raise Reject(f"{name} cannot be stored as JSON: it holds NaN or an infinity")
         text = out.decode()
+    if len(text) * 4 > MAX_JSON_BYTES:  # UTF-8 takes at most 4 bytes a character
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_JSON_BYTES:
+            raise Reject(f"{name} is {size:,} bytes as JSON; at most {MAX_JSON_BYTES:,} are stored")
     return _checked_nul(name, text)
 
 
@@ -418,6 +425,8 @@ def to_event(raw: Any) -> Event:
     else:
         if (b"null" in e1 and not all_finite(ep)) or (b"null" in e2 and not all_finite(rp)) or (
                 b"null" in e3 and not all_finite(mx)):
+            _json_columns(ep, rp, mx)  # raises the reject, naming the column
+        if len(e1) > MAX_JSON_BYTES or len(e2) > MAX_JSON_BYTES or len(e3) > MAX_JSON_BYTES:
             _json_columns(ep, rp, mx)  # raises the reject, naming the column
         encoded = (e1.decode(), e2.decode(), e3.decode())
         if b"\\u0000" in e1 or b"\\u0000" in e2 or b"\\u0000" in e3:

@@ -95,13 +95,19 @@ def reject_key(strategy: str, record: Any) -> str:
     return f"{strategy}:{hashlib.sha256(text.encode('utf-8', 'backslashreplace')).hexdigest()[:40]}"
 
 
+#: A reject keeps its record whole up to this much JSON, a prefix beyond (jsonb holds 255 MB at most).
+MAX_REJECT_JSON_CHARS = 16 * 2**20
+
+
 def _json_for_reject(record: Any) -> str:
     """The raw record as JSON PostgreSQL accepts; a stand-in that keeps its text when it has none."""
     try:
         text = json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
         text.encode("utf-8")
         if "\\u0000" not in text:
-            return text
+            if len(text) <= MAX_REJECT_JSON_CHARS:
+                return text
+            return json.dumps({"truncated_record_json": text[:1_000_000], "record_json_chars": len(text)})
     except (TypeError, ValueError, UnicodeEncodeError):
         pass
     shown = repr(record).replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")

@@ -122,13 +122,16 @@ class Tables:
                 idx=sql.Identifier(self.name + "_staged_bk"), staged=self.staged
             ),
             f(
-                # One row a batch: the transform's COPY text, read back whole by the load. UNLOGGED as
+                # A row a batch (a few for a huge one, see etl.store.staging.PART_CHARS): the transform's
+                # COPY text, read back by the load. UNLOGGED as
                 # the raw pages (a lost batch is extracted again); EXTERNAL: stored uncompressed.
                 """CREATE UNLOGGED TABLE IF NOT EXISTS {batches} (
-                    batch_key TEXT PRIMARY KEY,
+                    batch_key TEXT NOT NULL,
+                    part INTEGER NOT NULL,
                     rows INTEGER NOT NULL,
                     payload TEXT NOT NULL,
-                    created_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+                    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    PRIMARY KEY (batch_key, part))"""
             ).format(batches=self.staged_batches),
             f("ALTER TABLE {batches} ALTER COLUMN payload SET STORAGE EXTERNAL").format(
                 batches=self.staged_batches),

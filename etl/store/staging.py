@@ -36,6 +36,26 @@ from etl.store.checkpoints import Checkpoints, Commit
 from etl.store.db import Database
 
 
+#: The most characters of COPY text in one staged row: PostgreSQL holds at most 1 GB a value, and
+#: the load holds one row's text a few times over while it COPYs it.
+PART_CHARS = 64 * 2**20
+
+
+def _parts(rows: list[str], limit: int | None = None) -> list[tuple[int, str]]:
+    """`rows` joined into texts of at most `limit` characters (a longer row alone), with their row
+    counts; one empty part for no rows, so the load finds the batch."""
+    limit = limit or PART_CHARS
+    parts: list[tuple[int, str]] = []
+    start, size = 0, 0
+    for i, row in enumerate(rows):
+        if size and size + len(row) > limit:
+            parts.append((i - start, "".join(rows[start:i])))
+            start, size = i, 0
+        size += len(row)
+    parts.append((len(rows) - start, "".join(rows[start:])))
+    return parts
+
+
 def lock_key(cur, key: str) -> None:
     """Serialise every transaction about `key` (released at commit or rollback)."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
@@ -104,9 +124,10 @@ class Staging:
         return self.db.run(read, what=f"reading raw batch {batch_key}")
 
     def stage_events(self, batch_key: str, events: list[Event]) -> bool:
-        """Stage the transformed batch as one row of COPY text (replacing what an earlier attempt
-        staged); False when the batch was loaded already (an attempt that outlived the load)."""
-        payload = "".join([event.copy_row() for event in events])
+        """Stage the transformed batch as COPY text, a row per `PART_CHARS` of it (replacing what an
+        earlier attempt staged); False when the batch was loaded already (an attempt that outlived
+        the load)."""
+        parts = _parts([event.copy_row() for event in events])
 
         def write(cur) -> bool:
             lock_key(cur, batch_key)
@@ -114,10 +135,11 @@ class Staging:
                         (batch_key,))
             if cur.fetchone() is not None:
                 return False  # an overlapping attempt already staged and loaded it: nothing to add
-            cur.execute(sql.SQL(
-                "INSERT INTO {batches} (batch_key, rows, payload) VALUES (%s, %s, %s) ON CONFLICT (batch_key) "
-                "DO UPDATE SET rows = EXCLUDED.rows, payload = EXCLUDED.payload, created_at = now()").format(
-                batches=self.t.staged_batches), (batch_key, len(events), payload))
+            cur.execute(sql.SQL("DELETE FROM {batches} WHERE batch_key = %s").format(batches=self.t.staged_batches),
+                        (batch_key,))
+            for part, (rows, payload) in enumerate(parts):
+                cur.execute(sql.SQL("INSERT INTO {batches} (batch_key, part, rows, payload) VALUES (%s, %s, %s, %s)"
+                                    ).format(batches=self.t.staged_batches), (batch_key, part, rows, payload))
             return True
 
         return self.db.run(write, what=f"staging {len(events)} events of batch {batch_key}")
@@ -133,14 +155,18 @@ class Staging:
             done = cur.fetchone()
             if done is not None:
                 return LoadCounts(done[0], done[1])
-            cur.execute(sql.SQL("SELECT rows, payload FROM {batches} WHERE batch_key = %s").format(
+            cur.execute(sql.SQL("SELECT part, rows FROM {batches} WHERE batch_key = %s ORDER BY part").format(
                 batches=self.t.staged_batches), (batch_key,))
-            row = cur.fetchone()
-            staged, payload = row if row is not None else (0, "")
+            parts = cur.fetchall()
+            staged = sum(rows for _, rows in parts)
             if staged != expected:
                 raise StagedBatchMissing(f"batch {batch_key}: {staged} rows staged, {expected} expected")
-            inserted = self.db.copy_events(cur, payload, loaded_by) if payload else 0
-            del payload
+            inserted = 0
+            for part, rows in parts:  # one part in memory at a time
+                if rows:
+                    cur.execute(sql.SQL("SELECT payload FROM {batches} WHERE batch_key = %s AND part = %s").format(
+                        batches=self.t.staged_batches), (batch_key, part))
+                    inserted += self.db.copy_events(cur, cur.fetchone()[0], loaded_by)
             cur.execute(sql.SQL("DELETE FROM {batches} WHERE batch_key = %s").format(batches=self.t.staged_batches),
                         (batch_key,))
             cur.execute(sql.SQL("DELETE FROM {raw} WHERE batch_key = %s").format(raw=self.t.raw), (batch_key,))
