@@ -261,18 +261,23 @@ def _has_nul(encoded: str) -> bool:
 def encode_json(name: str, value: Any) -> str:
     """`value` (a properties object) as the JSON text of its JSONB column; `Reject` says why not."""
     try:
-        out = orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
+        out = _dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
     except TypeError as exc:  # orjson.JSONEncodeError: refuse, or let the exact encoder decide
-        text = _encode_slow(name, value, str(exc))
-    else:
-        if b"null" in out and not all_finite(value):
-            raise Reject(f"{name} cannot be stored as JSON: it holds NaN or an infinity")
-        text = out.decode()
-    if len(text) * 4 > MAX_JSON_BYTES:  # UTF-8 takes at most 4 bytes a character
-        size = len(text.encode("utf-8", "surrogatepass"))
-        if size > MAX_JSON_BYTES:
-            raise Reject(f"{name} is {size:,} bytes as JSON; at most {MAX_JSON_BYTES:,} are stored")
-    return _checked_nul(name, text)
+        out = _encode_slow(name, value, str(exc)).encode("utf-8")
+    return checked_json(name, value, out)
+
+
+def checked_json(name: str, value: Any, out: bytes) -> str:
+    """`out` (`value` encoded) as its column's text, once it passed every check a JSONB column
+    needs: no NaN or infinity (orjson writes those as null), at most `MAX_JSON_BYTES`, no NUL."""
+    if b"null" in out and not all_finite(value):
+        raise Reject(f"{name} cannot be stored as JSON: it holds NaN or an infinity")
+    if len(out) > MAX_JSON_BYTES:
+        raise Reject(f"{name} is {len(out):,} bytes as JSON; at most {MAX_JSON_BYTES:,} are stored")
+    text = out.decode()
+    if b"\\u0000" in out and _has_nul(text):
+        raise Reject(f"{name} contains a NUL character, which PostgreSQL JSONB cannot hold")
+    return text
 
 
 def _encode_slow(name: str, value: Any, why: str) -> str:
@@ -372,20 +377,9 @@ def to_event(raw: Any) -> Event:
     employee_id = get("employee_id")
     if type(employee_id) is not str or not employee_id:
         employee_id = _text("employee_id", employee_id, True)
-    # OPTIONAL_TEXT, unrolled: this runs for every record.
-    source_kind_id = get("source_kind_id")
-    if type(source_kind_id) is not str or not source_kind_id:
-        source_kind_id = _text("source_kind_id", source_kind_id, False)
-    parent_item_id = get("parent_item_id")
-    if type(parent_item_id) is not str or not parent_item_id:
-        parent_item_id = _text("parent_item_id", parent_item_id, False)
-    event_type = get("event_type")
-    if type(event_type) is not str or not event_type:
-        event_type = _text("event_type", event_type, False)
-    relation_type = get("relation_type")
-    if type(relation_type) is not str or not relation_type:
-        relation_type = _text("relation_type", relation_type, False)
-    texts = (source_kind_id, parent_item_id, event_type, relation_type)
+    texts = [value if type(value) is str and value else _text(name, value, False)
+             for name, value in zip(OPTIONAL_TEXT, map(get, OPTIONAL_TEXT))]
+    source_kind_id, parent_item_id, event_type, relation_type = texts
     # One check over every text of the record; only a failure looks field by field for the name.
     combined = "".join(filter(None, (event_id, employee_id, *texts)))  # type: ignore[arg-type]
     if "\x00" in combined or (not combined.isascii() and not _is_utf8(combined)):
@@ -416,22 +410,15 @@ def to_event(raw: Any) -> Event:
     try:
         if type(ep) is not dict or type(rp) is not dict or type(mx) is not dict:
             raise TypeError("not three plain objects")
-        # The common case, `encode_json` inlined for the three columns: the same checks, on the bytes.
+        # The common case: the three columns encoded in one go, then checked as `encode_json` does.
         e1 = _dumps(ep, default=_json_default, option=_ORJSON_OPTIONS)
         e2 = _dumps(rp, default=_json_default, option=_ORJSON_OPTIONS)
         e3 = _dumps(mx, default=_json_default, option=_ORJSON_OPTIONS)
     except TypeError:  # None, a subclass, not an object, or what orjson refuses: column by column
         (ep, rp, mx), encoded = _json_columns(ep, rp, mx)
     else:
-        if (b"null" in e1 and not all_finite(ep)) or (b"null" in e2 and not all_finite(rp)) or (
-                b"null" in e3 and not all_finite(mx)):
-            _json_columns(ep, rp, mx)  # raises the reject, naming the column
-        if len(e1) > MAX_JSON_BYTES or len(e2) > MAX_JSON_BYTES or len(e3) > MAX_JSON_BYTES:
-            _json_columns(ep, rp, mx)  # raises the reject, naming the column
-        encoded = (e1.decode(), e2.decode(), e3.decode())
-        if b"\\u0000" in e1 or b"\\u0000" in e2 or b"\\u0000" in e3:
-            for name, text in zip(JSON_FIELDS, encoded):
-                _checked_nul(name, text)
+        encoded = (checked_json("event_properties", ep, e1), checked_json("relation_properties", rp, e2),
+                   checked_json("metrics", mx, e3))
 
     day = local.date()
     week = _WEEKS.get(day)
@@ -463,12 +450,6 @@ _dumps = orjson.dumps
 #: The Monday of each local day seen (a year of events is 366 entries; bounded all the same).
 _WEEKS: dict[date, date] = {}
 _WEEK_CACHE_MAX = 100_000
-
-
-def _checked_nul(name: str, text: str) -> str:
-    if "\\u0000" in text and _has_nul(text):
-        raise Reject(f"{name} contains a NUL character, which PostgreSQL JSONB cannot hold")
-    return text
 
 
 def _is_utf8(text: str) -> bool:
