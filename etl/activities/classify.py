@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, TypeVar
@@ -175,7 +176,10 @@ def classified_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            # A cancellation waits for the activity's next safe point (`heartbeat.stop_if_cancelled`)
+            # instead of striking the thread at a random instruction.
+            with activity.shield_thread_cancel_exception() if activity.in_activity() else nullcontext():
+                return fn(*args, **kwargs)
         except ApplicationError:
             raise
         except Exception as exc:

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import CancelledError
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,17 @@ class Heartbeater:
         """True once the helper gave up beating because nothing progressed for `stall_s`."""
 
     def beat(self, *details: Any) -> None:
-        """Progress: record (and send) the details a retry should resume from."""
+        """Progress: record (and send) the details a retry should resume from. A safe point: if
+        Temporal asked the activity to stop, it stops here (see `classify.classified_errors`)."""
         self._details = details
         self._progress_at = time.monotonic()
         activity.heartbeat(*details)
+        stop_if_cancelled()
 
     def progressed(self) -> None:
-        """Progress without new details (a step finished, a statement returned)."""
+        """Progress without new details (a step finished, a statement returned); a safe point too."""
         self._progress_at = time.monotonic()
+        stop_if_cancelled()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -75,3 +79,15 @@ class Heartbeater:
         self._stop.set()
         if self._thread:
             self._thread.join()
+
+
+def stop_if_cancelled() -> None:
+    """Raise the SDK's `CancelledError` if Temporal asked this activity to stop (its workflow
+    cancelled it, or the worker is shutting down past its grace period).
+
+    Activities run shielded from the SDK's own way of cancelling a thread, an exception raised
+    asynchronously wherever the thread happens to be (inside the connection pool's lock, between
+    taking a connection and the `try` that returns it), which could leave a lock held for good.
+    They stop here instead, between committed pages, where nothing is held."""
+    if activity.in_activity() and activity.is_cancelled():
+        raise CancelledError("cancelled: stopped after the last committed step")

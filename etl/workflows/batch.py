@@ -26,6 +26,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
+from temporalio.workflow import ActivityCancellationType
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -34,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_RETRY,
         CLEANUP_RETRY,
         HistoryMeter,
+        cancel_all,
+        cancellation_type,
         progress_of,
         should_continue_as_new,
         show_details,
@@ -69,6 +72,7 @@ class ETLFlow:
         self._limit = 1
         self._continuing = False
         self._meter = HistoryMeter()
+        self._cancellation = ActivityCancellationType.TRY_CANCEL
 
     @workflow.query
     def progress(self) -> FlowProgress:
@@ -91,6 +95,7 @@ class ETLFlow:
         self._state = state = inp.state or FlowState(
             flow_key=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now().isoformat())
         self._expected = inp.expected
+        self._cancellation = cancellation_type()
         in_flight: list[asyncio.Task] = []
         try:
             return await self._run(inp, state, in_flight)
@@ -98,8 +103,7 @@ class ETLFlow:
             # Failed (an error no retry fixes, retries used up): leave no staging behind. Terminated,
             # timed-out and reset flows cannot run this; the workers' staging sweep removes theirs.
             if workflow.patched("cleanup-staging-on-failure"):
-                for task in in_flight:
-                    task.cancel()
+                await cancel_all(in_flight, self._cancellation)
                 try:
                     await workflow.execute_activity_method(
                         BatchActivities.finish_flow, state.flow_key, start_to_close_timeout=timedelta(minutes=5),
@@ -263,7 +267,7 @@ class ETLFlow:
                               inp.batch_size),
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
-            retry_policy=ACTIVITY_RETRY,
+            retry_policy=ACTIVITY_RETRY, cancellation_type=self._cancellation,
             summary=f"extract batch {number} (up to {inp.batch_size:,} records)",
         )
         self._meter.step()
@@ -283,12 +287,14 @@ class ETLFlow:
                         BatchActivities.transform_batch, replace(ref, expected=extracted.staged),
                         start_to_close_timeout=timedelta(minutes=30),
                         heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s), retry_policy=ACTIVITY_RETRY,
+                        cancellation_type=self._cancellation,
                         summary=f"transform batch {number}: {extracted.staged:,} records")
                     self._meter.step()
                     loaded = await workflow.execute_activity_method(
                         BatchActivities.load_batch, replace(ref, expected=transformed.staged),
                         start_to_close_timeout=timedelta(minutes=30), retry_policy=ACTIVITY_RETRY,
                         heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
+                        cancellation_type=self._cancellation,
                         summary=f"load batch {number}: {transformed.staged:,} events")
                     self._meter.step()
                 except ActivityError as err:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
+from typing import Iterable
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityCancellationType
 
 from etl.workflows.flow_io import FlowProgress, FlowState, FlowSummary
 
@@ -32,6 +35,32 @@ ACTIVITY_RETRY = RetryPolicy(
 #: Dropping staging after a flow ends: a few quick tries, then the workers' sweep takes over.
 CLEANUP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
                             maximum_attempts=5)
+
+
+def cancellation_type() -> ActivityCancellationType:
+    """How a run's own activities are cancelled; called once, at the start of the run.
+
+    A cancelled activity is waited for (`WAIT_CANCELLATION_COMPLETED`): the workflow hears how it
+    ended. With `TRY_CANCEL` it did not, and an activity ending after its cancellation gave the
+    worker a workflow task with nothing in it for the workflow: the SDK completed that task itself,
+    without the workflow's PINNED behaviour; the server took that for a change of version and kept
+    sending workflow tasks, and while it did, it handed out no activity, not even the failed
+    flow's cleanup, so the flow hung for good (tests/reliability/test_staging_cleanup.py, one
+    activity slot). Runs started before this keep `TRY_CANCEL`, so their histories replay."""
+    if workflow.patched("wait-for-cancelled-activities"):
+        return ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+    return ActivityCancellationType.TRY_CANCEL
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task], cancellation: ActivityCancellationType) -> None:
+    """Cancel the run's in-flight work and, when its activities are waited for, wait until each
+    has ended (at its next committed page, or by its heartbeat timeout if its worker is gone), so
+    that nothing writes after the cleanup that follows."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    if cancellation == ActivityCancellationType.WAIT_CANCELLATION_COMPLETED:
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def should_continue_as_new(history_budget: int) -> bool:

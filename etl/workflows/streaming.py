@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
+from temporalio.workflow import ActivityCancellationType
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -24,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_RETRY,
         CLEANUP_RETRY,
         HistoryMeter,
+        cancel_all,
+        cancellation_type,
         progress_of,
         show_details,
         summary_of,
@@ -49,6 +52,7 @@ class StreamingETLFlow:
         self._expected: int | None = None
         self._chunk_tasks: dict[int, asyncio.Task] = {}
         self._meter = HistoryMeter()
+        self._cancellation = ActivityCancellationType.TRY_CANCEL
 
     @workflow.query
     def progress(self) -> FlowProgress:
@@ -63,13 +67,13 @@ class StreamingETLFlow:
         self._state = state = inp.state or FlowState(
             flow_key=f"{info.workflow_id}/{info.run_id}", started_at=workflow.now().isoformat())
         self._expected = inp.expected
+        self._cancellation = cancellation_type()
         try:
             return await self._run(inp, state)
         except FailureError:
             # Failed: drop the resume points now (terminated, timed-out and reset flows are swept by workers).
             if workflow.patched("cleanup-staging-on-failure"):
-                for task in self._chunk_tasks.values():
-                    task.cancel()
+                await cancel_all(self._chunk_tasks.values(), self._cancellation)
                 try:
                     await self._finish(state)
                 except Exception:  # noqa: BLE001 - the sweep removes them later; the first error is the story
@@ -140,7 +144,7 @@ class StreamingETLFlow:
             ChunkInput(state.flow_key, inp.query_type, inp.extract_strategy, chunk, inp.pages_per_call),
             start_to_close_timeout=timedelta(hours=2),
             heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
-            retry_policy=ACTIVITY_RETRY,
+            retry_policy=ACTIVITY_RETRY, cancellation_type=self._cancellation,
             summary=f"chunk {chunk.index}: {chunk.pages} pages done, up to {inp.pages_per_call} more",
         )
         self._meter.step()

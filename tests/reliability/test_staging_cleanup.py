@@ -59,6 +59,31 @@ async def test_a_failed_flow_leaves_no_staging(flow_runner, db, failing_source, 
     assert staging_left(db) == {"staging_rows": 0, "staging_bytes": 0}
 
 
+@pytest.mark.parametrize("streaming", [False, True], ids=["batch", "streaming"])
+async def test_a_failed_flow_ends_while_its_other_activities_wait_for_a_slot(client, settings, task_queue, db,
+                                                                          failing_source, streaming):
+    """One activity slot: when the failure comes, the flow's other activities are still queued, so
+    cancelling them and the cleanup after it race on the task queue. The flow must still fail, at
+    once, and clean up. (A cancelled activity that ends without the workflow waiting for it gave
+    the worker a workflow task with nothing for the workflow in it; the completion it sent lacked
+    the workflow's PINNED behaviour, the server then kept re-sending workflow tasks, and the
+    cleanup activity was never handed out: the flow hung for good.)"""
+    from tests.flows import FlowRunner
+
+    args = {"count": 5_000, "seed": 94, "page_size": 250}
+    fields = ({"chunk_count": 4, "chunks_in_flight": 4} if streaming
+              else {"batch_size": 250, "batches_in_flight": 4})
+    async with FlowRunner(client, settings, task_queue, concurrency=1) as runner:
+        handle = await runner.start(failing_source, args, streaming=streaming, **fields)
+        try:
+            with pytest.raises(WorkflowFailureError) as failed:
+                await asyncio.wait_for(asyncio.shield(handle.result()), timeout=60)
+        except asyncio.TimeoutError:
+            pytest.fail("the failed flow did not end within 60 s")
+    assert "the source refused page 4" in str(failed.value.cause.cause)
+    assert staging_left(db) == {"staging_rows": 0, "staging_bytes": 0}
+
+
 async def test_a_completed_streaming_flow_leaves_no_resume_points(run_flow, db):
     summary = await run_flow("synthetic-events", {"count": 3_000, "seed": 92, "page_size": 500}, streaming=True,
                              chunk_count=2, chunks_in_flight=2)
