@@ -27,6 +27,14 @@ class FlowRunner:
 
     async def __aenter__(self) -> "FlowRunner":
         self._task = asyncio.create_task(self.worker.run())
+        # Polling before the test goes on: a busy machine may not have run the task yet, and a
+        # test that looks at the worker at once (its /healthz) would see it "not started".
+        for _ in range(600):
+            if self.worker.is_running or self._task.done():
+                break
+            await asyncio.sleep(0.05)
+        if self._task.done():
+            await self._task  # it failed to start: say why
         return self
 
     async def __aexit__(self, *exc) -> None:
