@@ -171,7 +171,8 @@ def to_application_error(exc: Exception, args: tuple[Any, ...] = ()) -> Applicat
 
 
 def classified_errors(fn: F) -> F:
-    """Wrap an activity so that whatever it raises leaves classified, as an `ApplicationError`."""
+    """Wrap an activity so that whatever it raises leaves classified, as an `ApplicationError`, and
+    so that a cancellation reaches it only at its safe points (`heartbeat.stop_if_cancelled`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

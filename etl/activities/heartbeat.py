@@ -89,5 +89,5 @@ def stop_if_cancelled() -> None:
     asynchronously wherever the thread happens to be (inside the connection pool's lock, between
     taking a connection and the `try` that returns it), which could leave a lock held for good.
     They stop here instead, between committed pages, where nothing is held."""
-    if activity.in_activity() and activity.is_cancelled():
+    if activity.is_cancelled():
         raise CancelledError("cancelled: stopped after the last committed step")

@@ -26,8 +26,8 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
-from temporalio.workflow import ActivityCancellationType
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from etl.workflows.activity_contracts import BatchActivities
