@@ -66,6 +66,63 @@ def test_a_batch_staged_in_several_parts_loads_each_event_once(db, monkeypatch):
     assert db.count_events() == 1_000
 
 
+def test_batches_staged_by_a_version_before_compression_still_load(db):
+    """Pages and transformed batches that an earlier version staged as text (its flows may still be
+    running when workers upgrade) are read by this one, beside the compressed rows it writes."""
+    from etl.activities.batch import encode_record
+    from etl.activities.raw_json import decode_page
+    from etl.store.staging import Staging
+
+    staging = Staging(db)
+    records = [record(21, 0.0, i) for i in range(300)]
+    old = "upgrade-test/run/b0"
+    for page_no, chunk in enumerate((records[:100], records[100:200])):  # JSON lines, as written before
+        db.run(lambda cur, n=page_no, c=chunk: cur.execute(
+            sql.SQL("INSERT INTO {} (batch_key, page_no, records) VALUES (%s, %s, %s)").format(db.tables.raw),
+            (old, n, "\n".join(encode_record(r) for r in c))))
+    staging.stage_raw_page(old, 2, b"L" + "\n".join(encode_record(r) for r in records[200:]).encode())
+
+    def convert(cur, page):
+        events, rejects = transform(decode_page(page))
+        assert not rejects
+        return len(events), [e.copy_row() for e in events]
+
+    assert staging.transform_raw(old, 300, convert) == (300, 300)
+    assert staging.load_staged(old, 300).inserted == 300
+    # A transformed batch staged as COPY text, as the version before wrote it.
+    text = "".join(e.copy_row() for e in transform(record(22, 0.0, i) for i in range(50))[0])
+    db.run(lambda cur: cur.execute(
+        sql.SQL("INSERT INTO {} (batch_key, part, rows, payload) VALUES (%s, 0, 50, %s)").format(
+            db.tables.staged_batches), ("upgrade-test/run/b1", text)))
+    assert staging.load_staged("upgrade-test/run/b1", 50).inserted == 50
+    assert db.count_events() == 350
+
+
+def test_a_transform_that_finds_pages_missing_stages_nothing(db):
+    """Pages lost with the UNLOGGED table's contents: the transform says so and leaves nothing staged
+    (nor the rejects it found on the pages it did read), so the batch is extracted again cleanly."""
+    from etl.activities.batch import encode_page
+    from etl.activities.raw_json import decode_page
+    from etl.store.staging import StagedBatchMissing, Staging
+
+    staging = Staging(db)
+    key = "missing-test/run/b0"
+    page, staged, _ = encode_page([record(23, 0.0, i) for i in range(10)] + [{"event_id": "no time"}])
+    staging.stage_raw_page(key, 0, page)
+
+    def convert(cur, page):
+        events, rejects = transform(decode_page(page))
+        db.write_rejects(cur, [RejectRow(key=f"k{i}", record=r, reason=why) for i, (r, why) in enumerate(rejects)])
+        return staged, [e.copy_row() for e in events]
+
+    with pytest.raises(StagedBatchMissing, match="11 records staged, 20 extracted"):
+        staging.transform_raw(key, 20, convert)
+    assert db.count_rejects() == 0
+    assert db.scalar(sql.SQL("SELECT count(*) FROM {}").format(db.tables.staged_batches)) == 0
+    assert staging.transform_raw(key, 11, convert) == (11, 10)
+    assert db.count_rejects() == 1
+
+
 def test_derived_columns_are_stored(db):
     events, _ = transform([{"event_id": "x1", "employee_id": "bob", "timezone": "Europe/Berlin",
                             "event_time_utc": "2024-03-31T01:30:00Z", "metrics": {"heat": 3}}])

@@ -19,7 +19,7 @@ from temporalio import activity
 from etl import metrics
 from etl.activities.classify import non_retryable_errors
 from etl.activities.heartbeat import Heartbeater
-from etl.activities.raw_json import decode_line, encode_line
+from etl.activities.raw_json import decode_page, encode_array, encode_line, lines_page
 from etl.core.extract import ExtractStrategy
 from etl.core.models import JSON_FIELDS, key_problem, storable, transform
 from etl.core.query import Query, QueryFactory
@@ -49,8 +49,9 @@ def _json_default(value: Any) -> Any:
 
 
 def encode_record(record: Any) -> str:
-    """One raw record as a JSON line; ASCII-only so any text (lone surrogates, NULs) survives staging
-    and the transform can reject it with a precise reason. A properties object with a key that is
+    """One raw record as a JSON line (a page that cannot be one JSON array is staged as these); text
+    orjson refuses (lone surrogates) is written ASCII-escaped by the exact encoder, so it survives
+    staging and the transform can reject it with a precise reason. A properties object with a key that is
     not text is refused here: JSON would make `1` and `"1"` one key before the transform sees it."""
     if type(record) is not dict:  # a subclass is read as the transform reads it (its own `get`)
         _check_keys(record)
@@ -71,6 +72,26 @@ def _exact_json(record: Any) -> str:
     # such a key into text.
     _check_keys(record)
     return json.dumps(record, ensure_ascii=True, default=_json_default, allow_nan=False)
+
+
+def encode_page(records: list[Any]) -> tuple[bytes, int, list[tuple[Any, str]]]:
+    """A page as ETLFlow stages it (see `etl.activities.raw_json`), how many records it holds, and
+    the records that cannot be stored as JSON, each with its reason (they go to the rejects)."""
+    try:
+        whole = encode_array(records, _json_default)
+    except Exception:  # noqa: BLE001 - whatever a record does, the record-by-record path judges it
+        whole = None
+    if whole is not None:
+        return whole, len(records), []
+    lines: list[str] = []
+    unstorable: list[tuple[Any, str]] = []
+    for record in records:
+        try:
+            lines.append(encode_record(record))
+        except Exception as exc:  # noqa: BLE001 - one record never fails the batch
+            why = str(exc)[:300] or type(exc).__name__
+            unstorable.append((storable(record), f"record cannot be stored as JSON: {why}"))
+    return lines_page(lines), len(lines), unstorable
 
 
 def resolve(query_type: str, strategy_name: str, args: dict[str, Any]) -> tuple[Query, ExtractStrategy]:
@@ -96,16 +117,14 @@ def split(inp: SplitInput) -> SplitResult:
     return SplitResult(parts)
 
 
-def record_rejects(db: Database, strategy: str, items: list[tuple[Any, str]]) -> int:
+def record_rejects(db: Database, strategy: str, items: list[tuple[Any, str]], cur: Any = None) -> int:
     """Write `(raw, reason)` rejects with keys derived from the records, so retries and re-runs
-    keep one row each. Returns how many were new."""
+    keep one row each (in the transaction of `cur` when given). Returns how many were new."""
     workflow_id = activity.info().workflow_id if activity.in_activity() else None
     source = strategy.split("-", 1)[0]
-    return db.insert_rejects(
-        RejectRow(key=reject_key(strategy, raw), record=raw, reason=reason, source=source,
-                  strategy=strategy, workflow_id=workflow_id)
-        for raw, reason in items
-    )
+    rows = (RejectRow(key=reject_key(strategy, raw), record=raw, reason=reason, source=source,
+                      strategy=strategy, workflow_id=workflow_id) for raw, reason in items)
+    return db.insert_rejects(rows) if cur is None else db.write_rejects(cur, rows)
 
 
 class ETLActivities(contracts.BatchActivities):
@@ -117,8 +136,8 @@ class ETLActivities(contracts.BatchActivities):
         self.staging = Staging(db)
         self.checkpoints = Checkpoints(db)
 
-    def _rejects(self, strategy: str, items: list[tuple[Any, str]]) -> int:
-        return record_rejects(self.db, strategy, items)
+    def _rejects(self, strategy: str, items: list[tuple[Any, str]], cur: Any = None) -> int:
+        return record_rejects(self.db, strategy, items, cur)
 
     @activity.defn
     @non_retryable_errors
@@ -156,26 +175,20 @@ class ETLActivities(contracts.BatchActivities):
             hb.beat(progress)
             try:
                 for page in pages:
-                    lines: list[str] = []
-                    unstorable: list[tuple[Any, str]] = []
-                    for record in page.records:
-                        try:
-                            lines.append(encode_record(record))
-                        except Exception as exc:  # noqa: BLE001 - one record never fails the batch
-                            why = str(exc)[:300] or type(exc).__name__
-                            unstorable.append((storable(record), f"record cannot be stored as JSON: {why}"))
+                    records = list(page.records)
+                    text, staged, unstorable = encode_page(records)
                     if unstorable:  # first: once the page commits, a retry will not read these again
                         self._rejects(inp.strategy, unstorable)
                     page_no = progress.pages
-                    progress = ExtractProgress(page.cursor, progress.pages + 1, progress.extracted + len(page.records),
-                                               progress.staged + len(lines), progress.rejected + len(unstorable))
+                    progress = ExtractProgress(page.cursor, progress.pages + 1, progress.extracted + len(records),
+                                               progress.staged + staged, progress.rejected + len(unstorable))
                     # A page whose cursor is None was the last one: the resume point says so.
                     self.staging.stage_raw_page(
-                        inp.batch_key, page_no, lines, dataclasses.asdict(progress), done=page.cursor is None,
-                        commit=Commit(inp.batch_key, "page", len(page.records), 0, page_no, info.workflow_id,
+                        inp.batch_key, page_no, text, dataclasses.asdict(progress), done=page.cursor is None,
+                        commit=Commit(inp.batch_key, "page", len(records), 0, page_no, info.workflow_id,
                                       info.attempt))
                     hb.beat(progress)
-                    metrics.batch_extracted(len(page.records), len(unstorable))
+                    metrics.batch_extracted(len(records), len(unstorable))
                     if progress.extracted >= inp.batch_size:
                         # A page whose cursor is None was the last one (None resumes from the start).
                         done = progress.cursor is None
@@ -193,24 +206,28 @@ class ETLActivities(contracts.BatchActivities):
     @activity.defn
     @non_retryable_errors
     def transform_batch(self, ref: BatchRef) -> TransformResult:
-        """Turn a staged raw batch into staged events and recorded rejects."""
-        with Heartbeater(self.settings.activity_stall_s) as hb:
-            lines = self.staging.read_raw(ref.batch_key)
-            if lines is None:
-                raise StagedBatchMissing(f"raw batch {ref.batch_key} is not staged; was it loaded already?")
-            if ref.expected and len(lines) != ref.expected:  # pages lost with an UNLOGGED table's contents
-                raise StagedBatchMissing(f"raw batch {ref.batch_key}: {len(lines)} records staged, "
-                                         f"{ref.expected} extracted")
-            records = [decode_line(line) for line in lines]
+        """Turn a staged raw batch into staged events and recorded rejects, a page at a time."""
+        rejected = 0
+
+        def convert(cur: Any, page: bytes) -> tuple[int, list[str]]:
+            nonlocal rejected
+            records = decode_page(page)
             events, rejects = transform(records)
+            if rejects:  # in the staging transaction: committed with the events, or not at all
+                self._rejects(ref.strategy, rejects, cur)
+                rejected += len(rejects)
             hb.progressed()
-            if rejects:
-                self._rejects(ref.strategy, rejects)
+            return len(records), [event.copy_row() for event in events]
+
+        with Heartbeater(self.settings.activity_stall_s) as hb:
             # Under the batch's lock: an overlapping attempt waits, and one after the load stages nothing.
-            self.staging.stage_events(ref.batch_key, events)
-        metrics.EVENTS_REJECTED.inc(len(rejects))
-        activity.logger.info("transformed %s: %d events, %d rejects", ref.batch_key, len(events), len(rejects))
-        return TransformResult(ref.batch_key, len(events), len(rejects))
+            counts = self.staging.transform_raw(ref.batch_key, ref.expected, convert)
+        if counts is None:  # an attempt that outlived the load: its result goes nowhere
+            activity.logger.info("%s was loaded already; nothing to transform", ref.batch_key)
+            return TransformResult(ref.batch_key, 0, 0)
+        metrics.EVENTS_REJECTED.inc(rejected)
+        activity.logger.info("transformed %s: %d events, %d rejects", ref.batch_key, counts[1], rejected)
+        return TransformResult(ref.batch_key, counts[1], rejected)
 
     @activity.defn
     @non_retryable_errors

@@ -63,6 +63,11 @@ def connection_lost(exc: BaseException, conn=None) -> bool:
 _COLUMN_LIST = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
 
 
+def _reject_rows(rejects: Iterable[RejectRow]) -> list[tuple]:
+    return [(r.key, r.source, r.strategy, r.workflow_id, r.reason[:10_000], _json_for_reject(r.record))
+            for r in rejects]
+
+
 def _copy_text(value: str | None) -> str:
     """`value` as one field of PostgreSQL's COPY text format (None is NULL)."""
     if value is None:
@@ -310,9 +315,10 @@ class Database:
 
         return self.run(load, what=f"insert of {len(events)} events")
 
-    def copy_events(self, cur, payload: str, loaded_by: str | None) -> int:
-        """Insert the events of `payload` (`Event.copy_row` lines) that are not in the table yet, inside
-        the caller's transaction; returns how many were new. See `insert_events_batch`."""
+    def copy_events(self, cur, payload: str | bytes, loaded_by: str | None) -> int:
+        """Insert the events of `payload` (`Event.copy_row` lines, as text or UTF-8) that are not in the
+        table yet, inside the caller's transaction; returns how many were new. See `insert_events_batch`."""
+        data = payload.encode("utf-8") if isinstance(payload, str) else payload
         cur.execute("SAVEPOINT etl_direct_copy")
         try:
             # Every line ends in a newline that is a row's end (values' own are escaped), so
@@ -320,17 +326,17 @@ class Database:
             cur.copy_expert(
                 sql.SQL("COPY {events} ({cols}, loaded_by) FROM STDIN").format(events=self.tables.events,
                                                                               cols=_COLUMN_LIST),
-                io.BytesIO(payload.replace("\n", "\t" + _copy_text(loaded_by) + "\n").encode("utf-8")),
+                io.BytesIO(data.replace(b"\n", ("\t" + _copy_text(loaded_by) + "\n").encode("utf-8"))),
             )
             inserted = cur.rowcount
             cur.execute("RELEASE SAVEPOINT etl_direct_copy")
         except psycopg2.errors.UniqueViolation:
             cur.execute("ROLLBACK TO SAVEPOINT etl_direct_copy")
-            inserted = self._insert_new(cur, payload, loaded_by)
+            inserted = self._insert_new(cur, data, loaded_by)
         return inserted
 
-    def _insert_new(self, cur, payload: str, loaded_by: str | None) -> int:
-        """The rows of `payload` not yet in the table (by event_id), inserted; returns how many."""
+    def _insert_new(self, cur, data: bytes, loaded_by: str | None) -> int:
+        """The rows of `data` not yet in the table (by event_id), inserted; returns how many."""
         cur.execute(
             sql.SQL(
                 "CREATE TEMP TABLE IF NOT EXISTS etl_load_buffer ON COMMIT DELETE ROWS "
@@ -339,7 +345,7 @@ class Database:
         )
         cur.copy_expert(
             sql.SQL("COPY etl_load_buffer ({cols}) FROM STDIN").format(cols=_COLUMN_LIST),
-            io.BytesIO(payload.encode("utf-8")),
+            io.BytesIO(data),
         )
         cur.execute(
             sql.SQL(
@@ -352,29 +358,30 @@ class Database:
 
     def insert_rejects(self, rejects: Iterable[RejectRow]) -> int:
         """Record rejects; a reject whose key is already recorded is skipped. Returns how many were new."""
-        rows = [
-            (r.key, r.source, r.strategy, r.workflow_id, r.reason[:10_000], _json_for_reject(r.record))
-            for r in rejects
-        ]
+        rows = _reject_rows(rejects)
         if not rows:
             return 0
+        return self.run(lambda cur: self._write_rejects(cur, rows), what=f"insert of {len(rows)} rejects")
 
-        def insert(cur) -> int:
-            # RETURNING, fetched over every page: `cur.rowcount` would count the last page of 500 only.
-            written = psycopg2.extras.execute_values(
-                cur,
-                sql.SQL(
-                    "INSERT INTO {rejects} (reject_key, source, strategy, workflow_id, reason, record) "
-                    "VALUES %s ON CONFLICT (reject_key) DO NOTHING RETURNING 1"
-                ).format(rejects=self.tables.rejects).as_string(cur),
-                rows,
-                template="(%s, %s, %s, %s, %s, %s::jsonb)",
-                page_size=500,
-                fetch=True,
-            )
-            return len(written)
+    def write_rejects(self, cur, rejects: Iterable[RejectRow]) -> int:
+        """`insert_rejects` inside the caller's transaction."""
+        rows = _reject_rows(rejects)
+        return self._write_rejects(cur, rows) if rows else 0
 
-        return self.run(insert, what=f"insert of {len(rows)} rejects")
+    def _write_rejects(self, cur, rows: list[tuple]) -> int:
+        # RETURNING, fetched over every page: `cur.rowcount` would count the last page of 500 only.
+        written = psycopg2.extras.execute_values(
+            cur,
+            sql.SQL(
+                "INSERT INTO {rejects} (reject_key, source, strategy, workflow_id, reason, record) "
+                "VALUES %s ON CONFLICT (reject_key) DO NOTHING RETURNING 1"
+            ).format(rejects=self.tables.rejects).as_string(cur),
+            rows,
+            template="(%s, %s, %s, %s, %s, %s::jsonb)",
+            page_size=500,
+            fetch=True,
+        )
+        return len(written)
 
     # -- reads and health ----------------------------------------------------
 

@@ -2,10 +2,11 @@
 
     events            the product: one row per event, `event_id` unique
     events_rejects    records that could not become events, with the reason
-    events_raw_pages  ETLFlow claim checks: extracted batches, one row per source page (JSON lines)
-    events_staged_batches  ETLFlow claim checks: each transformed batch waiting for load, as one row
-                      of COPY text (uncompressed; `events_staged`, one row per event, is what earlier
-                      versions wrote, kept while their flows may still run)
+    events_raw_pages  ETLFlow claim checks: extracted batches, one row per source page (its records as
+                      JSON, LZ4-compressed in `packed`; earlier versions wrote JSON lines in `records`)
+    events_staged_batches  ETLFlow claim checks: each transformed batch waiting for load, a row per page
+                      of COPY text (LZ4 in `packed`; earlier versions wrote the text in `payload`, and
+                      before that `events_staged`, one row per event, kept while their flows may run)
     events_staged     ETLFlow claim checks of earlier versions: transformed events, a row each
     events_loads      ETLFlow's loaded batches, so a retried load reports the same counts
     events_cursors    resume points: the last committed page of each chunk or batch extract, written
@@ -172,6 +173,12 @@ class Tables:
             # Raw pages are written once and read once: PostgreSQL's compression (pglz) of a
             # megabyte page cost more CPU than its smaller size saves (scripts/bench.py).
             f("ALTER TABLE {raw} ALTER COLUMN records SET STORAGE EXTERNAL").format(raw=self.raw),
+            # Pages and transformed batches compressed by the worker (etl.store.staging.pack), stored as
+            # they come: the text columns stay for rows staged by versions before it ('' in new rows).
+            *(f("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS packed BYTEA").format(t=t)
+              for t in (self.raw, self.staged_batches)),
+            *(f("ALTER TABLE {t} ALTER COLUMN packed SET STORAGE EXTERNAL").format(t=t)
+              for t in (self.raw, self.staged_batches)),
             f("ALTER TABLE {staged} ADD COLUMN IF NOT EXISTS created_at TIMESTAMPTZ NOT NULL DEFAULT now()").format(
                 staged=self.staged),
         ]

@@ -95,7 +95,7 @@ def test_cleanup_of_one_flow_never_touches_another(db):
     """`forget` matches batch keys with LIKE: a flow key holding `%` or `_` must match only itself."""
     staging = Staging(db)
     for key in ("flow%/run/b0", "flowX/run/b0", "flow_/run/b0", "flowY/run/b0"):
-        staging.stage_raw_page(key, 0, ['{"x": 1}'])
+        staging.stage_raw_page(key, 0, b'A[{"x": 1}]')
     staging.forget("flow%/run")
     staging.forget("flow_/run")
     left = db.run(lambda cur: (cur.execute(sql.SQL("SELECT DISTINCT batch_key FROM {}").format(db.tables.raw)),

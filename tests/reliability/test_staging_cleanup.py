@@ -123,10 +123,10 @@ async def test_the_sweep_keeps_running_flows_and_removes_what_passed_retention(c
 
     staging = Staging(db)
     running = f"not-a-flow/{'0' * 8}-0000-0000-0000-{'0' * 12}"
-    staging.stage_raw_page(f"{running}/b0", 0, ['{"x": 1}'])
+    staging.stage_raw_page(f"{running}/b0", 0, b'A[{"x": 1}]')
     assert await sweep_once(client, staging, retention_s=3600, grace_s=3600) == 0  # too young to judge
     assert await sweep_once(client, staging, retention_s=3600, grace_s=0) == 1  # no such run: gone
-    staging.stage_raw_page(f"{running}/b1", 0, ['{"x": 1}'])
+    staging.stage_raw_page(f"{running}/b1", 0, b'A[{"x": 1}]')
     db.run(lambda cur: cur.execute(sql.SQL("UPDATE {} SET created_at = now() - interval '2 hours'").format(
         db.tables.raw)))
     assert await sweep_once(client, staging, retention_s=3600, grace_s=3600) == 1  # past retention
