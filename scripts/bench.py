@@ -356,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000, help="events per flow (default 200,000)")
     parser.add_argument("--loader-events", type=int, default=100_000, help="events for the loader figures")
     parser.add_argument("--page-size", type=int, default=2_000, help="records per source page")
-    parser.add_argument("--batch-size", type=int, default=10_000, help="ETLFlow records per batch")
+    parser.add_argument("--batch-size", type=int, default=50_000,
+                        help="ETLFlow records per batch (default 50,000: 25 pages, as a streaming chunk call)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes per flow (default 2: the cores)")
     parser.add_argument("--concurrency", type=int, default=1, help="activities per worker process")
     parser.add_argument("--partitions", type=int, default=0,
