@@ -1,17 +1,18 @@
 """Claim checks for `ETLFlow`: batches wait in PostgreSQL between activities, so row data
 never travels through workflow history and any worker of the fleet can run any step.
 
-    extract   -> stage_raw_page(key, n, lines) a row of JSON lines per page in `events_raw_pages`
-    transform -> read_raw(key); stage_events(key, events)   the batch's COPY text, one row in
-                                              `events_staged_batches`
+    extract   -> stage_raw_page(key, n, page)   a row per page in `events_raw_pages`: the page's
+                                              records as one JSON text, LZ4-compressed (`pack`)
+    transform -> transform_raw(key, convert)  page by page, in one transaction: the events' COPY
+                                              text, compressed, a row per page in `events_staged_batches`
     load      -> load_staged(key)             that text COPY'd into `events` (new events; the
                                               idempotent path when some are there: see
-                                              `Database.copy_events`), the staged row and pages
+                                              `Database.copy_events`), the staged rows and pages
                                               dropped, the counts recorded in `events_loads`
 
-A batch travels as one uncompressed row of text rather than a row an event: PostgreSQL parses
-it once, in the load, instead of once into a staging table and again out of it, and nothing
-per event is indexed, deleted or vacuumed in between.
+A batch travels as a few compressed rows rather than a row an event: PostgreSQL parses it once,
+in the load, instead of once into a staging table and again out of it, and nothing per event is
+indexed, deleted or vacuumed in between. Rows staged as text by earlier versions are still read.
 
 Every step replaces what an earlier attempt of the same batch left, so retries are
 harmless; `load_staged` answers a repeated call from its ledger with the first counts.
