@@ -155,13 +155,8 @@ class Staging:
         with an UNLOGGED table's contents)."""
 
         def work(cur) -> tuple[int, int] | None:
-            lock_key(cur, batch_key)
-            cur.execute(sql.SQL("SELECT 1 FROM {loads} WHERE batch_key = %s").format(loads=self.t.loads),
-                        (batch_key,))
-            if cur.fetchone() is not None:
-                return None  # an overlapping attempt already staged and loaded it: nothing to add
-            cur.execute(sql.SQL("DELETE FROM {batches} WHERE batch_key = %s").format(batches=self.t.staged_batches),
-                        (batch_key,))
+            if not self._restage(cur, batch_key):
+                return None
             records = rows = pages = part = 0
             for page in self._raw_pages(cur, batch_key):
                 pages += 1
@@ -180,6 +175,17 @@ class Staging:
 
         return self.db.run(work, what=f"transforming batch {batch_key}")
 
+    def _restage(self, cur, batch_key: str) -> bool:
+        """Take the batch's lock and drop what an earlier attempt staged; False (nothing dropped) when
+        the batch was loaded already: an overlapping attempt staged and loaded it, nothing to add."""
+        lock_key(cur, batch_key)
+        cur.execute(sql.SQL("SELECT 1 FROM {loads} WHERE batch_key = %s").format(loads=self.t.loads), (batch_key,))
+        if cur.fetchone() is not None:
+            return False
+        cur.execute(sql.SQL("DELETE FROM {batches} WHERE batch_key = %s").format(batches=self.t.staged_batches),
+                    (batch_key,))
+        return True
+
     def _insert_part(self, cur, batch_key: str, part: int, rows: int, payload: str) -> None:
         cur.execute(sql.SQL("INSERT INTO {batches} (batch_key, part, rows, payload, packed) VALUES (%s, %s, %s, '', %s)"
                             ).format(batches=self.t.staged_batches),
@@ -192,13 +198,8 @@ class Staging:
         parts = _parts([event.copy_row() for event in events])
 
         def write(cur) -> bool:
-            lock_key(cur, batch_key)
-            cur.execute(sql.SQL("SELECT 1 FROM {loads} WHERE batch_key = %s").format(loads=self.t.loads),
-                        (batch_key,))
-            if cur.fetchone() is not None:
-                return False  # an overlapping attempt already staged and loaded it: nothing to add
-            cur.execute(sql.SQL("DELETE FROM {batches} WHERE batch_key = %s").format(batches=self.t.staged_batches),
-                        (batch_key,))
+            if not self._restage(cur, batch_key):
+                return False
             for part, (rows, payload) in enumerate(parts):
                 self._insert_part(cur, batch_key, part, rows, payload)
             return True
