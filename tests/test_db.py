@@ -70,7 +70,7 @@ def test_batches_staged_by_a_version_before_compression_still_load(db):
     """Pages and transformed batches that an earlier version staged as text (its flows may still be
     running when workers upgrade) are read by this one, beside the compressed rows it writes."""
     from etl.activities.batch import encode_record
-    from etl.activities.raw_json import decode_page
+    from etl.activities.raw_pages import decode_page
     from etl.store.staging import Staging
 
     staging = Staging(db)
@@ -102,7 +102,7 @@ def test_a_transform_that_finds_pages_missing_stages_nothing(db):
     """Pages lost with the UNLOGGED table's contents: the transform says so and leaves nothing staged
     (nor the rejects it found on the pages it did read), so the batch is extracted again cleanly."""
     from etl.activities.batch import encode_page
-    from etl.activities.raw_json import decode_page
+    from etl.activities.raw_pages import decode_page
     from etl.store.staging import StagedBatchMissing, Staging
 
     staging = Staging(db)

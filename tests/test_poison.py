@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pickle
+import re
 import subprocess
 import sys
-from datetime import date, datetime
+from collections import OrderedDict
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from fractions import Fraction
 
 import httpx
 import psycopg2
 import pytest
+import pytz
 from temporalio.exceptions import ApplicationError
 
-from etl.activities.batch import encode_record
+from etl.activities.batch import encode_page, encode_record
 from etl.activities.classify import non_retryable_errors
+from etl.activities.raw_pages import decode_page
 from etl.core.errors import ConfigError, QueryError
 from etl.core.models import to_event, transform
 from etl.core.query import QueryFactory
@@ -81,6 +89,40 @@ def test_a_record_whose_repr_and_json_raise_is_still_a_storable_reject():
     events, rejects = transform([Worse(event_id="w", x=Opaque())])
     assert events == [] and len(rejects) == 1
     json.dumps(rejects[0][0])
+
+
+@pytest.mark.parametrize("value", [Decimal("1.5"), OrderedDict(a=1), Hostile(a=1), type("Own", (), {})(),
+                                   datetime(2024, 1, 1, tzinfo=pytz.utc), Fraction(1, 3)])
+def test_a_page_holding_a_value_of_another_class_is_staged_as_json_lines(value):
+    # Only built-ins and the datetime module's types are pickled: nothing else could be read back.
+    page = [raw(), raw(event_id="e2", event_properties={"v": value})]
+    text, staged, unstorable = encode_page(page)
+    assert text[:1] == b"L" and staged + len(unstorable) == 2
+
+
+def test_a_pickled_page_keeps_what_json_would_change_and_the_transform_judges_it():
+    page = [raw(event_properties={"n": float("nan")}), raw(event_id="e2", event_properties={1: "a", "1": "b"}),
+            raw(event_id="e3", metrics={"big": 2**80}, event_time_utc=datetime(2024, 1, 1, tzinfo=timezone.utc)),
+            raw(event_id="e4\ud800"), ["not", "a", "record"]]
+    text, staged, unstorable = encode_page(page)
+    assert text[:1] == b"P" and staged == 5 and not unstorable
+    back = decode_page(text)
+    assert repr(back) == repr(page)
+    events, rejects = transform(back)
+    assert [e.event_id for e in events] == ["e3"] and json.loads(events[0].json_columns()[2]) == {"big": 2**80}
+    assert [why for _, why in rejects] == [why for _, why in transform(page)[1]]
+
+
+@pytest.mark.parametrize("page, words", [
+    (b"P" + pickle.dumps([os.system]), "names posix.system"),
+    (b"P" + pickle.dumps([Decimal(1)]), "names decimal.Decimal"),
+    (b"P" + pickle.dumps({"event_id": "e"}), "holds a dict"),
+    (b"P" + pickle.dumps([1])[:-3], "truncated"),
+    (b"X[]", "starts with b'X'"),
+])
+def test_a_staged_page_can_build_data_but_never_call_code(page, words):
+    with pytest.raises(Exception, match=re.escape(words)):
+        decode_page(page)
 
 
 def test_a_stop_iteration_from_an_activity_fails_it_instead_of_wedging_the_worker():

@@ -19,7 +19,7 @@ from temporalio import activity
 from etl import metrics
 from etl.activities.classify import non_retryable_errors
 from etl.activities.heartbeat import Heartbeater
-from etl.activities.raw_json import decode_page, encode_array, encode_line, lines_page
+from etl.activities.raw_pages import decode_page, encode_line, encode_pickled, lines_page
 from etl.core.extract import ExtractStrategy
 from etl.core.models import JSON_FIELDS, key_problem, storable, transform
 from etl.core.query import Query, QueryFactory
@@ -49,7 +49,7 @@ def _json_default(value: Any) -> Any:
 
 
 def encode_record(record: Any) -> str:
-    """One raw record as a JSON line (a page that cannot be one JSON array is staged as these); text
+    """One raw record as a JSON line (a page that cannot be pickled is staged as these); text
     orjson refuses (lone surrogates) is written ASCII-escaped by the exact encoder, so it survives
     staging and the transform can reject it with a precise reason. A properties object with a key that is
     not text is refused here: JSON would make `1` and `"1"` one key before the transform sees it."""
@@ -75,12 +75,9 @@ def _exact_json(record: Any) -> str:
 
 
 def encode_page(records: list[Any]) -> tuple[bytes, int, list[tuple[Any, str]]]:
-    """A page as ETLFlow stages it (see `etl.activities.raw_json`), how many records it holds, and
-    the records that cannot be stored as JSON, each with its reason (they go to the rejects)."""
-    try:
-        whole = encode_array(records, _json_default)
-    except Exception:  # noqa: BLE001 - whatever a record does, the record-by-record path judges it
-        whole = None
+    """A page as ETLFlow stages it (see `etl.activities.raw_pages`), how many records it holds, and
+    the records that cannot be stored, each with its reason (they go to the rejects)."""
+    whole = encode_pickled(records)
     if whole is not None:
         return whole, len(records), []
     lines: list[str] = []

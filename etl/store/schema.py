@@ -2,8 +2,9 @@
 
     events            the product: one row per event, `event_id` unique
     events_rejects    records that could not become events, with the reason
-    events_raw_pages  ETLFlow claim checks: extracted batches, one row per source page (its records as
-                      JSON, LZ4-compressed in `packed`; earlier versions wrote JSON lines in `records`)
+    events_raw_pages  ETLFlow claim checks: extracted batches, one row per source page (its records
+                      pickled or as JSON lines, see `etl.activities.raw_pages`, LZ4-compressed in
+                      `packed`; earlier versions wrote JSON lines in `records`)
     events_staged_batches  ETLFlow claim checks: each transformed batch waiting for load, a row per page
                       of COPY text (LZ4 in `packed`; earlier versions wrote the text in `payload`, and
                       before that `events_staged`, one row per event, kept while their flows may run)

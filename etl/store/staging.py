@@ -2,7 +2,8 @@
 never travels through workflow history and any worker of the fleet can run any step.
 
     extract   -> stage_raw_page(key, n, page)   a row per page in `events_raw_pages`: the page's
-                                              records as one JSON text, LZ4-compressed (`pack`)
+                                              records as one text (`etl.activities.raw_pages`),
+                                              LZ4-compressed (`pack`)
     transform -> transform_raw(key, convert)  page by page, in one transaction: the events' COPY
                                               text, compressed, a row per page in `events_staged_batches`
     load      -> load_staged(key)             that text COPY'd into `events` (new events; the
@@ -99,7 +100,7 @@ class Staging:
     def stage_raw_page(self, batch_key: str, page_no: int, page: bytes,
                        progress: dict[str, Any] | None = None, done: bool = False,
                        commit: Commit | None = None) -> None:
-        """Stage one extracted page (`page`: its records as one text, see `etl.activities.raw_json`),
+        """Stage one extracted page (`page`: its records as one text, see `etl.activities.raw_pages`),
         compressed, replacing what an earlier attempt left under the same number, with the
         extract's resume point (`progress`, `done`) and its ledger row in the same transaction."""
         packed = psycopg2.Binary(pack(page))

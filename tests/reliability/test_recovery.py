@@ -28,7 +28,7 @@ from temporalio.testing import ActivityEnvironment
 from etl.activities.backpressure import MemoryAwareSlotSupplier, MemoryGuard
 from etl.activities.batch import ETLActivities
 from etl.activities.heartbeat import Heartbeater
-from etl.activities.raw_json import decode_page
+from etl.activities.raw_pages import decode_page
 from etl.activities.streaming import StreamingActivities
 from etl.core import extract
 from etl.core.extract import Page
