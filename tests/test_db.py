@@ -12,6 +12,7 @@ from etl.core.errors import ConfigError
 from etl.core.models import transform
 from etl.store.db import Database, RejectRow
 from sources.synthetic.flows.events import record
+from tests.staged import stage_events
 
 
 def make_events(n: int, seed: int = 1):
@@ -56,7 +57,7 @@ def test_a_batch_staged_in_several_parts_loads_each_event_once(db, monkeypatch):
     monkeypatch.setattr(staging_module, "PART_CHARS", 50_000)  # about 110 events a part
     staging = Staging(db)
     key = "parts-test/run/b0"
-    assert staging.stage_events(key, events + events[:5])  # five events twice, across parts
+    assert stage_events(staging, key, events + events[:5])  # five events twice, across parts
     parts = db.scalar(sql.SQL("SELECT count(*) FROM {} WHERE batch_key = %s").format(db.tables.staged_batches),
                       (key,))
     assert parts >= 5

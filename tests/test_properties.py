@@ -36,6 +36,7 @@ from etl.activities.batch import encode_page, encode_record
 from etl.activities.raw_pages import decode_page
 from etl.core.models import JSON_FIELDS, MAX_EVENT_ID_BYTES, Event, to_event, transform
 from etl.store.staging import Staging
+from tests.staged import stage_events
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
           HealthCheck.large_base_example, HealthCheck.filter_too_much]
@@ -362,7 +363,7 @@ def test_every_event_round_trips_through_postgresql(db, path, batch):
     else:
         staging = Staging(db)
         key = f"props-{uuid.uuid4().hex[:8]}/run/b0"
-        staging.stage_events(key, loaded)
+        stage_events(staging, key, loaded)
         assert staging.load_staged(key, len(loaded)).inserted == len(unique)
     stored = _select(db)
     assert stored.keys() == unique.keys()

@@ -26,7 +26,7 @@ from etl.core.query import Query, QueryFactory
 from etl.core.settings import Settings
 from etl.store.checkpoints import Checkpoints, Commit
 from etl.store.db import Database, RejectRow, reject_key
-from etl.store.staging import StagedBatchMissing, Staging
+from etl.store.staging import Staging
 from etl.workflows import activity_contracts as contracts
 from etl.workflows.flow_io import (
     BatchRef,

@@ -36,7 +36,6 @@ import lz4.block
 import psycopg2
 from psycopg2 import sql
 
-from etl.core.models import Event
 from etl.store.checkpoints import Checkpoints, Commit
 from etl.store.db import Database
 
@@ -191,21 +190,6 @@ class Staging:
         cur.execute(sql.SQL("INSERT INTO {batches} (batch_key, part, rows, payload, packed) VALUES (%s, %s, %s, '', %s)"
                             ).format(batches=self.t.staged_batches),
                     (batch_key, part, rows, psycopg2.Binary(pack(payload.encode()))))
-
-    def stage_events(self, batch_key: str, events: list[Event]) -> bool:
-        """Stage transformed events as COPY text, compressed, a row per `PART_CHARS` of it (replacing
-        what an earlier attempt staged); False when the batch was loaded already (an attempt that
-        outlived the load)."""
-        parts = _parts([event.copy_row() for event in events])
-
-        def write(cur) -> bool:
-            if not self._restage(cur, batch_key):
-                return False
-            for part, (rows, payload) in enumerate(parts):
-                self._insert_part(cur, batch_key, part, rows, payload)
-            return True
-
-        return self.db.run(write, what=f"staging {len(events)} events of batch {batch_key}")
 
     def load_staged(self, batch_key: str, expected: int, loaded_by: str | None = None,
                     attempt: int | None = None) -> LoadCounts:

@@ -21,6 +21,7 @@ from etl.devstack.servers import free_port
 from etl.store.db import Database, RejectRow
 from etl.store.schema import Tables
 from etl.store.staging import Staging
+from tests.staged import stage_events
 from tests.workers import WorkerProcess
 
 BAD_IDENTIFIERS = [
@@ -72,7 +73,7 @@ def test_every_value_reaches_postgres_as_data(db, case):
     assert db.insert_events_batch(events[:5]) == 5
     staging = Staging(db)
     batch_key = f"flow '%_ {canary}/b0"
-    staging.stage_events(batch_key, events[5:])
+    stage_events(staging, batch_key, events[5:])
     assert staging.load_staged(batch_key, len(events) - 5).inserted == len(events) - 5
     db.insert_rejects([RejectRow(key=v, record={"raw": v}, reason=v, source=v, strategy=v, workflow_id=v)
                        for v in values])

@@ -45,6 +45,7 @@ from etl.workflows.flow_io import (
 from sources.synthetic.flows.events import record
 from sources.synthetic.query import SyntheticQuery
 from tests.reliability.checks import ledger_figures
+from tests.staged import stage_events
 
 PAGE = 500
 PAGES = 10
@@ -170,10 +171,10 @@ def test_overlapping_transforms_stage_a_batch_once_and_a_late_one_adds_nothing(d
     events, _ = transform(record(7, 0.0, i) for i in range(5_000))
     key = f"{flow_key()}/b0"
     with ThreadPoolExecutor(6) as pool:  # six attempts of one transform at once
-        list(pool.map(lambda _: staging.stage_events(key, events), range(6)))
+        list(pool.map(lambda _: stage_events(staging, key, events), range(6)))
     counts = staging.load_staged(key, len(events))  # StagedBatchMissing if any attempt doubled the batch
     assert counts.inserted == len(events)
-    staging.stage_events(key, events)  # an attempt that outlived the load
+    stage_events(staging, key, events)  # an attempt that outlived the load
     staged = db.scalar(sql.SQL("SELECT count(*) FROM {} WHERE batch_key = %s").format(db.tables.staged_batches),
                        (key,))
     assert staged == 0

@@ -1,0 +1,16 @@
+"""Staging transformed events from tests as the transform activity does: through
+`Staging.transform_raw`, with one raw page standing for the extracted records."""
+
+from __future__ import annotations
+
+from etl.activities.raw_pages import lines_page
+from etl.core.models import Event
+from etl.store.staging import Staging
+
+
+def stage_events(staging: Staging, batch_key: str, events: list[Event]) -> bool:
+    """Stage `events` as the transform of batch `batch_key` (replacing what an earlier attempt
+    staged); False when the batch was loaded already (an attempt that outlived the load)."""
+    staging.stage_raw_page(batch_key, 0, lines_page([]))
+    rows = [event.copy_row() for event in events]
+    return staging.transform_raw(batch_key, None, lambda cur, page: (len(rows), rows)) is not None
