@@ -25,6 +25,8 @@ For 10,000,000 events: `--events 10000000 --prefill 10000000` (about 20 minutes 
 flows keep bounded memory, and the database is set to checkpoint by time, not by WAL volume).
 Before each of plain, batch and streaming is measured the database is vacuumed, analysed and
 checkpointed, so no flow pays for the autovacuum and checkpoints the one before it caused.
+This machine's speed drifts: `--rounds 3` runs plain, batch and streaming three times in turn and
+reports medians, each flow's ratio taken against the plain loop of its own round.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import io
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -352,18 +355,36 @@ def run_parts(results: dict, parts: list[str], opts: argparse.Namespace, setting
     if "loader" in parts:
         print(f"loader: {opts.loader_events:,} events ...", flush=True)
         results["loader"] = bench_loader(settings, opts.loader_events, 10_000)
-    if "plain" in parts or "batch" in parts or "streaming" in parts:  # the flows' ratios need it
-        print(f"plain loop: {opts.events:,} events ...", flush=True)
-        results["plain"] = bench_plain(settings, opts.events, opts.page_size)
-    for kind in ("batch", "streaming"):
-        if kind in parts:
-            print(f"{kind}: {opts.events:,} events on {opts.workers} worker process(es) ...", flush=True)
-            results[kind] = asyncio.run(bench_flow(settings, env, opts.events, kind == "streaming", opts.workers,
+    if not {"plain", "batch", "streaming"} & set(parts):
+        return
+    rounds = []
+    for n in range(opts.rounds):
+        if opts.rounds > 1:
+            print(f"round {n + 1} of {opts.rounds}:", flush=True)
+        got = {}
+        print(f"plain loop: {opts.events:,} events ...", flush=True)  # the flows' ratios need it
+        got["plain"] = bench_plain(settings, opts.events, opts.page_size)
+        for kind in ("batch", "streaming"):
+            if kind in parts:
+                print(f"{kind}: {opts.events:,} events on {opts.workers} worker process(es) ...", flush=True)
+                got[kind] = asyncio.run(bench_flow(settings, env, opts.events, kind == "streaming", opts.workers,
                                                    opts.concurrency, opts.page_size, opts.batch_size, opts))
-    plain = results.get("plain", {}).get("events_per_s")
-    for kind in ("plain", "batch", "streaming"):
-        if kind in results:
-            results[kind]["ratio"] = round(results[kind]["events_per_s"] / plain, 3) if plain else None
+        for figures in got.values():  # each flow against the plain loop of its own round
+            figures["ratio"] = round(figures["events_per_s"] / got["plain"]["events_per_s"], 3)
+        rounds.append(got)
+    for kind in rounds[0]:
+        results[kind] = median_round([got[kind] for got in rounds]) if len(rounds) > 1 else rounds[0][kind]
+
+
+def median_round(figures: list[dict]) -> dict:
+    """One flow over several rounds: the figures of its round with the median events/s, with the
+    ratio and the CPU seconds per million replaced by their medians over all rounds, and each
+    round's own three figures under `rounds`."""
+    chosen = dict(sorted(figures, key=lambda f: f["events_per_s"])[len(figures) // 2])
+    for key in ("ratio", "cpu_s_per_million"):
+        chosen[key] = round(statistics.median(f[key] for f in figures), 3 if key == "ratio" else 1)
+    chosen["rounds"] = [{key: f[key] for key in ("events_per_s", "ratio", "cpu_s_per_million")} for f in figures]
+    return chosen
 
 
 PARTS = ["transform", "limit", "loader", "full", "plain", "batch", "streaming"]
@@ -382,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="ETLFlow: parts extracted in parallel (default: the workers' activity slots)")
     parser.add_argument("--batches-in-flight", type=int, default=0,
                         help="ETLFlow: batches between extract and load at once (default: twice the slots)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run plain, batch and streaming this many times, one after the other, and report "
+                             "medians (ratios against the plain loop of the same round): this machine's speed "
+                             "drifts, and interleaved rounds let it drift under every flow alike (default 1)")
     parser.add_argument("--only", choices=PARTS, action="append",
                         help="run only these parts (repeatable)")
     parser.add_argument("--prefill", type=int, default=0, metavar="ROWS",
@@ -392,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = opts.only or PARTS
     if opts.events < 1:
         parser.error(f"--events {opts.events}: give at least 1")
+    if not 1 <= opts.rounds <= 50:
+        parser.error(f"--rounds {opts.rounds}: give 1 to 50")
 
     # This process runs the transform, loader and plain rows: with the workers' collector settings,
     # so every row measures the same Python (etl/runtime/gc_policy.py).
@@ -453,6 +480,13 @@ def main(argv: list[str] | None = None) -> int:
             by += f"; others on the machine {r['other_cpu_s']}"
             print(f"{kind:10} {r['events_per_s']:>9,} {ratio:>6} {r['seconds']:>8} {r['peak_rss_mib']:>13} "
                   f"{r['max_payload_bytes']:>14,} {r['max_history_events']:>12,} {r['cpu_s_per_million']:>8} {r['wal_bytes_per_event']:>8}  {by}")
+    if opts.rounds > 1:
+        print(f"medians of {opts.rounds} rounds (the row shows the round with the median events/s; ratio and "
+              "CPU s/M are medians); each round's events/s, ratio, CPU s/M:")
+        for kind in ("plain", "batch", "streaming"):
+            if kind in results:
+                print(f"  {kind:10} " + "   ".join(f"{f['events_per_s']:,} {f['ratio']:.2f} {f['cpu_s_per_million']}"
+                                                  for f in results[kind]["rounds"]))
     if opts.json:
         Path(opts.json).write_text(json.dumps(results, indent=2))
     return 0
