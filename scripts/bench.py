@@ -23,8 +23,9 @@ CPU the rest of the machine used meanwhile is printed beside them).
 
 For 10,000,000 events: `--events 10000000 --prefill 10000000` (about 20 minutes on 2 cores; the
 flows keep bounded memory, and the database is set to checkpoint by time, not by WAL volume).
-Before each of plain, batch and streaming is measured the database is vacuumed, analysed and
-checkpointed, so no flow pays for the autovacuum and checkpoints the one before it caused.
+Autovacuum is off: plain, batch and streaming each vacuum, analyse and checkpoint after their run,
+counted in their CPU (not their seconds), so each pays for its own rows' maintenance and none for
+another's, whenever autovacuum would have woken.
 This machine's speed drifts: `--rounds 3` runs plain, batch and streaming three times in turn and
 reports medians, each flow's ratio taken against the plain loop of its own round.
 """
@@ -87,9 +88,10 @@ def wal_figures(settings: Settings, start: str, n: int) -> dict:
 
 
 def settle(settings: Settings) -> None:
-    """Before a part is measured: vacuum and analyse every table and checkpoint, so the autovacuum
-    and checkpoint work the parts before it left behind (a million rows inserted, their WAL) is not
-    charged to it. Each part still pays for what its own rows cause while it runs."""
+    """Vacuum and analyse every table, then checkpoint. Autovacuum is off in the bench's stack: a
+    flow settles after its run, inside its CPU figures but not its seconds, so each flow pays for
+    the maintenance its own rows need and none for another's (or for the parts before it, settled
+    once more before a flow starts), whenever autovacuum would have woken."""
     conn = psycopg2.connect(settings.dsn())
     try:
         conn.autocommit = True
@@ -250,6 +252,7 @@ def bench_plain(settings: Settings, n: int, page_size: int) -> dict:
             record_rejects(db, strategy.name, rejects)
         peak = max(peak, proc.memory_info().rss)
     seconds = time.perf_counter() - start
+    settle(settings)
     after = meter.snapshot()
     return {"events_per_s": round(n / seconds), "seconds": round(seconds, 2), "peak_rss_mib": round(peak / 2**20, 1),
             "max_payload_bytes": 0, "max_history_events": 0, **CpuMeter.figures(before, after, n),
@@ -331,6 +334,7 @@ async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, wor
             fleet.check()
             await asyncio.wait([result], timeout=0.2)
         seconds = time.perf_counter() - start
+        settle(settings)  # the flow's own vacuum and checkpoint, counted in its CPU, not its seconds
         after = meter.snapshot()  # before the workers stop: their shutdown is not the flow's work
         summary = result.result()
         from etl.runtime.history import figures
@@ -439,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             # WAL (the default), so a 10,000,000-event run does not pay full-page writes after each one.
             pg.psql("ALTER SYSTEM SET max_wal_size = '16GB'")
             pg.psql("ALTER SYSTEM SET checkpoint_timeout = '15min'")
+            pg.psql("ALTER SYSTEM SET autovacuum = off")  # each flow vacuums after its run: see `settle`
             pg.psql("SELECT pg_reload_conf()")
             settings = settings_from_env(env)
             try:
