@@ -204,15 +204,12 @@ class ETLActivities(contracts.BatchActivities):
     @non_retryable_errors
     def transform_batch(self, ref: BatchRef) -> TransformResult:
         """Turn a staged raw batch into staged events and recorded rejects, a page at a time."""
-        rejected = 0
 
         def convert(cur: Any, page: bytes) -> tuple[int, list[str]]:
-            nonlocal rejected
             records = decode_page(page)
             events, rejects = transform(records)
             if rejects:  # in the staging transaction: committed with the events, or not at all
                 self._rejects(ref.strategy, rejects, cur)
-                rejected += len(rejects)
             hb.progressed()
             return len(records), [event.copy_row() for event in events]
 
@@ -222,6 +219,9 @@ class ETLActivities(contracts.BatchActivities):
         if counts is None:  # an attempt that outlived the load: its result goes nowhere
             activity.logger.info("%s was loaded already; nothing to transform", ref.batch_key)
             return TransformResult(ref.batch_key, 0, 0)
+        # Every record is an event or a reject. Counted from the attempt that committed: the
+        # transaction may have run again after a lost connection, converting its pages again.
+        rejected = counts[0] - counts[1]
         metrics.EVENTS_REJECTED.inc(rejected)
         activity.logger.info("transformed %s: %d events, %d rejects", ref.batch_key, counts[1], rejected)
         return TransformResult(ref.batch_key, counts[1], rejected)

@@ -37,12 +37,13 @@ from etl.core.settings import settings_from_env
 from etl.store.db import Database, RejectRow
 from etl.store.staging import Staging
 from etl.workflows.flow_io import (
+    BatchRef,
     ChunkInput,
     ChunkState,
     ETLFlowInput,
     ExtractBatchInput,
 )
-from sources.synthetic.flows.events import record
+from sources.synthetic.flows.events import expected_event_ids, record
 from sources.synthetic.query import SyntheticQuery
 from tests.reliability.checks import ledger_figures
 from tests.staged import stage_events
@@ -164,6 +165,37 @@ def test_a_crash_after_the_last_page_does_not_extract_the_batch_again(db, settin
     assert result.done and result.extracted == PAGE * PAGES
     assert staged_records(db, inp.batch_key) == PAGE * PAGES, "the batch was staged twice"
     assert ledger_figures(db)["rework_records"] == 0
+
+
+def test_a_transform_whose_connection_drops_mid_batch_counts_each_reject_once(db, settings, monkeypatch):
+    """The transform's transaction runs again from its first page after a lost connection: the
+    counts it reports must be those of the run that committed, not the sum of both."""
+    acts = ETLActivities(settings, db)
+    key = flow_key()
+    args = {"count": PAGE * PAGES, "seed": 4243, "page_size": PAGE, "bad_rate": 0.05}
+    extracted = attempt(acts.extract_batch, ExtractBatchInput(key, f"{key}/b0", "synthetic", "synthetic-events",
+                                                              args, None, batch_size=PAGE * PAGES), 1)
+    bad = PAGE * PAGES - len(expected_event_ids(SyntheticQuery(**args)))
+    written = []
+    original = ETLActivities._rejects
+
+    def drops_once(self, strategy, items, cur=None):
+        count = original(self, strategy, items, cur)
+        written.append(len(items))
+        if len(written) == 3:  # the third page's rejects: the server ends this connection
+            cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return count
+
+    monkeypatch.setattr(ETLActivities, "_rejects", drops_once)
+    replaced = db.connections_replaced
+    result = attempt(acts.transform_batch, BatchRef(f"{key}/b0", "synthetic", "synthetic-events",
+                                                    expected=extracted.staged), 1)
+
+    assert db.connections_replaced > replaced and len(written) > PAGES, "the transaction never ran again"
+    assert (result.staged, result.rejected) == (PAGE * PAGES - bad, bad)
+    assert db.scalar(sql.SQL("SELECT count(*) FROM {}").format(db.tables.rejects)) == bad
+    assert db.scalar(sql.SQL("SELECT sum(rows) FROM {} WHERE batch_key = %s").format(db.tables.staged_batches),
+                     (f"{key}/b0",)) == PAGE * PAGES - bad
 
 
 def test_overlapping_transforms_stage_a_batch_once_and_a_late_one_adds_nothing(db):
