@@ -90,8 +90,8 @@ def wal_figures(settings: Settings, start: str, n: int) -> dict:
 def settle(settings: Settings) -> None:
     """Vacuum and analyse every table, then checkpoint. Autovacuum is off in the bench's stack: a
     flow settles after its run, inside its CPU figures but not its seconds, so each flow pays for
-    the maintenance its own rows need and none for another's (or for the parts before it, settled
-    once more before a flow starts), whenever autovacuum would have woken."""
+    the maintenance its own rows need and none for another's (or for the parts before the flows,
+    settled once before the first), whenever autovacuum would have woken."""
     conn = psycopg2.connect(settings.dsn())
     try:
         conn.autocommit = True
@@ -240,7 +240,6 @@ def bench_plain(settings: Settings, n: int, page_size: int) -> dict:
     query = QueryFactory.create("synthetic", {"count": n, "seed": 11, "bad_rate": 0.001, "page_size": page_size})
     proc = psutil.Process()
     peak = proc.memory_info().rss
-    settle(settings)
     meter = stack_meter()
     lsn = wal_lsn(settings)
     before = meter.snapshot()
@@ -315,7 +314,6 @@ async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, wor
                         queue, workers, concurrency, log_dir)
     try:
         client = await connect(settings)
-        settle(settings)
         await asyncio.sleep(2)  # let the workers connect and poll
         meter = stack_meter([p.pid for p in fleet.procs])
         lsn = wal_lsn(settings)
@@ -361,6 +359,7 @@ def run_parts(results: dict, parts: list[str], opts: argparse.Namespace, setting
         results["loader"] = bench_loader(settings, opts.loader_events, 10_000)
     if not {"plain", "batch", "streaming"} & set(parts):
         return
+    settle(settings)  # what the parts above left; from here on each flow settles after itself
     rounds = []
     for n in range(opts.rounds):
         if opts.rounds > 1:

@@ -138,11 +138,6 @@ class Staging:
             # Pages staged by versions before compression: JSON lines as text.
             yield unpack(packed) if packed is not None else b"L" + text.encode()
 
-    def read_raw(self, batch_key: str) -> list[bytes] | None:
-        """The staged pages in order, or None when no page of the batch is staged."""
-        return self.db.run(lambda cur: list(self._raw_pages(cur, batch_key)) or None,
-                           what=f"reading raw batch {batch_key}")
-
     def transform_raw(self, batch_key: str, expected: int | None,
                       convert: Callable[[Any, bytes], tuple[int, list[str]]]) -> tuple[int, int] | None:
         """Turn the batch's staged pages into staged events, a page at a time: `convert(cursor, page)`
@@ -155,8 +150,13 @@ class Staging:
         with an UNLOGGED table's contents)."""
 
         def work(cur) -> tuple[int, int] | None:
-            if not self._restage(cur, batch_key):
-                return None
+            lock_key(cur, batch_key)
+            cur.execute(sql.SQL("SELECT 1 FROM {loads} WHERE batch_key = %s").format(loads=self.t.loads),
+                        (batch_key,))
+            if cur.fetchone() is not None:
+                return None  # an overlapping attempt already staged and loaded it: nothing to add
+            cur.execute(sql.SQL("DELETE FROM {batches} WHERE batch_key = %s").format(batches=self.t.staged_batches),
+                        (batch_key,))
             records = rows = pages = part = 0
             for page in self._raw_pages(cur, batch_key):
                 pages += 1
@@ -174,17 +174,6 @@ class Staging:
             return records, rows
 
         return self.db.run(work, what=f"transforming batch {batch_key}")
-
-    def _restage(self, cur, batch_key: str) -> bool:
-        """Take the batch's lock and drop what an earlier attempt staged; False (nothing dropped) when
-        the batch was loaded already: an overlapping attempt staged and loaded it, nothing to add."""
-        lock_key(cur, batch_key)
-        cur.execute(sql.SQL("SELECT 1 FROM {loads} WHERE batch_key = %s").format(loads=self.t.loads), (batch_key,))
-        if cur.fetchone() is not None:
-            return False
-        cur.execute(sql.SQL("DELETE FROM {batches} WHERE batch_key = %s").format(batches=self.t.staged_batches),
-                    (batch_key,))
-        return True
 
     def _insert_part(self, cur, batch_key: str, part: int, rows: int, payload: str) -> None:
         cur.execute(sql.SQL("INSERT INTO {batches} (batch_key, part, rows, payload, packed) VALUES (%s, %s, %s, '', %s)"

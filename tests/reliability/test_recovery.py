@@ -46,7 +46,7 @@ from etl.workflows.flow_io import (
 from sources.synthetic.flows.events import expected_event_ids, record
 from sources.synthetic.query import SyntheticQuery
 from tests.reliability.checks import ledger_figures
-from tests.staged import stage_events
+from tests.staged import stage_events, staged_pages
 
 PAGE = 500
 PAGES = 10
@@ -55,7 +55,7 @@ ARGS = {"count": PAGE * PAGES, "seed": 4242, "page_size": PAGE}
 
 def staged_records(db: Database, batch_key: str) -> int:
     """How many raw records of the batch are staged."""
-    return sum(len(decode_page(page)) for page in Staging(db).read_raw(batch_key) or [])
+    return sum(len(decode_page(page)) for page in staged_pages(Staging(db), batch_key))
 
 
 class Crash(Exception):
