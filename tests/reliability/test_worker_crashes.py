@@ -57,10 +57,7 @@ async def seconds_to_progress(db, killed_at: float, commits_at_kill: int, result
 async def test_three_sigkills_at_random_points(client, settings, db, task_queue, tmp_path, streaming, case,
                                                chaos_seed):
     rng = random.Random(chaos_seed)
-    # One kill in each part of the run, then a random delay: a random moment, not a round number.
-    thresholds = [int(COUNT * rng.uniform(lo, hi)) for lo, hi in ((0.05, 0.3), (0.3, 0.55), (0.55, 0.8))]
-    delays = [round(rng.uniform(0.0, 0.5), 2) for _ in range(KILLS)]
-    # Paced like a slow API (about 2 s of pages per 25-page call), so each kill lands while the
+    # Paced like a slow API (at least 1 s of pauses per 25-page call), so each kill lands while the
     # flow runs however fast this machine is: unpaced, the streaming flow can finish the last
     # quarter between two progress polls and leave the third kill nothing to hit.
     args = {"count": COUNT, "seed": 60 + streaming, "bad_rate": 0.01, "page_size": 500, "page_pause_s": 0.04}
@@ -68,6 +65,16 @@ async def test_three_sigkills_at_random_points(client, settings, db, task_queue,
     # runs that have just been replaced.
     fields = ({"chunk_count": 4, "chunks_in_flight": 2, "pages_per_call": 25, "history_budget": 40} if streaming
               else {"batch_size": 5_000, "history_budget": 100})
+    # Progress moves a call (or a batch) at a time, and the last calls in flight, restarted together
+    # after a kill, end together: the most a query can show before the flow is done is COUNT less
+    # what they carry (75% for the streaming flow here). A kill point past it is never seen.
+    step = (fields["pages_per_call"] * args["page_size"] * fields["chunks_in_flight"] if streaming
+            else fields["batch_size"])
+    last_seen = min(0.8, (COUNT - step) / COUNT)
+    # One kill in each part of the run, then a random delay: a random moment, not a round number.
+    parts = ((0.05, 0.3), (0.3, 0.55), (0.55, last_seen))
+    thresholds = [int(COUNT * rng.uniform(lo, hi)) for lo, hi in parts]
+    delays = [round(rng.uniform(0.0, 0.5), 2) for _ in range(KILLS)]
     kind = "streaming_worker" if streaming else "etl_worker"
     plan = plan_flow(settings, "synthetic-events", args, streaming=streaming, task_queue=task_queue,
                      workflow_id=f"chaos-kill-{task_queue}", **fields)  # the default heartbeat timeout
