@@ -3,8 +3,8 @@
 Login is anonymous unless the worker's settings name a credentials file
 (LP_CREDENTIALS_FILE), which is read here and never enters a query. Every HTTP call
 has a timeout. Errors that retrying cannot fix (401, 403, 404, 400, no such member)
-become `SourceError`/`QueryError`, which activities fail at once; 5xx, 429, timeouts
-and lost connections become `SourceUnavailable` (with the `Retry-After` Launchpad sent).
+become `SourceError`/`QueryError`, which activities fail at once; 5xx, 429, timeouts, lost
+connections and answers cut short become `SourceUnavailable` (with the `Retry-After` Launchpad sent).
 Every request, the member lookup included, goes through `retrying`: up to `RETRIES` tries
 here (waits of at most 10 s), then the activity retry policy takes over, with Launchpad's
 `Retry-After` as its delay.
@@ -13,6 +13,7 @@ here (waits of at most 10 s), then the activity retry policy takes over, with La
 from __future__ import annotations
 
 import contextlib
+import http.client
 import threading
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
@@ -64,7 +65,8 @@ def refusals(what: str) -> Iterator[None]:
                 403: "the credentials do not allow it (private data needs LP_CREDENTIALS_FILE)",
                 404: "it does not exist (or is private); check service_root and api_version"}.get(status, body)
         raise SourceError(f"Launchpad refused {what} (HTTP {status}): {hint}", status=status) from None
-    except (TimeoutError, ConnectionError, HttpLib2Error) as exc:
+    except (TimeoutError, ConnectionError, HttpLib2Error, http.client.HTTPException) as exc:
+        # HTTPException: an answer cut short (IncompleteRead) or garbled on the wire; asking again helps.
         raise SourceUnavailable(f"Launchpad did not answer {what}: {type(exc).__name__}: {exc}") from exc
 
 

@@ -11,16 +11,20 @@ twice, fewer that rows arrived without a ledger entry), and a page committed twi
 `staging_left` is what the staging tables still hold after a case.
 `replay` runs every run of a flow's history through the current workflow code;
 `retried_activities` counts the activity attempts after the first, over every run.
+`stuck` says where flows that did not finish in time stand: their progress, their pending
+activities (attempt, last failure, last heartbeat) and this process's thread stacks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import faulthandler
+import tempfile
 from typing import Any, Iterable
 
 from psycopg2 import sql
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
@@ -166,3 +170,30 @@ async def retried_activities(client: Client, workflow_id: str) -> int:
                     and event.activity_task_started_event_attributes.attempt > 1):
                 retried += 1
     return retried
+
+
+async def stuck(client: Client, workflow_ids: Iterable[str]) -> str:
+    """Where each flow stands, for the message of a test whose flows did not finish in time: its
+    status and progress, each pending activity (attempt, state, last heartbeat, last failure),
+    then the stacks of this process's threads (an in-process worker's activities among them)."""
+    lines = []
+    for workflow_id in workflow_ids:
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            description = await handle.describe()
+        except Exception as exc:  # noqa: BLE001 - a report, not a check
+            lines.append(f"{workflow_id}: describe failed: {exc!r}")
+            continue
+        lines.append(f"{workflow_id}: {description.status.name if description.status else '?'}, "
+                     f"progress {await progress_of(client, workflow_id)}")
+        for pending in description.raw_description.pending_activities:
+            beat = pending.last_heartbeat_time.ToDatetime().isoformat() if pending.HasField(
+                "last_heartbeat_time") else None
+            lines.append(f"  {pending.activity_type.name} #{pending.activity_id}: attempt {pending.attempt}, "
+                         f"{PendingActivityState.Name(pending.state)}, last heartbeat {beat}, "
+                         f"last failure {pending.last_failure.message[:300]!r}")
+    with tempfile.TemporaryFile("w+") as out:
+        faulthandler.dump_traceback(out, all_threads=True)
+        out.seek(0)
+        lines.append(out.read())
+    return "\n".join(lines)

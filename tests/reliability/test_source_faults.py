@@ -20,12 +20,14 @@ from etl.core.extract import Page
 from sources.github.fixture.server import GitHubFixture
 from tests.flows import FlowRunner
 from tests.reliability.chaos_http import ChaosPlan, make_chaotic
-from tests.reliability.checks import assert_exact, reconcile, replay
+from tests.reliability.checks import assert_exact, reconcile, replay, stuck
 
 RATE = 0.2
 TIMEOUT_S = 0.5
 STALL_S = 0.8
 TOKEN = "reliability-token-9d0c"
+#: A run takes under a minute here; past this, the test says where each flow stands.
+FLOWS_TIMEOUT_S = 400
 
 GH_REPOS = ("octo-org/hello-world", "octo-org/chaos-monkey")
 GH_FLOWS = ("github-issues", "github-pull_requests")
@@ -44,7 +46,11 @@ async def run_all(runner: FlowRunner, flows: list[tuple[str, dict]], streaming: 
                   **fields) -> tuple[list[dict], list[str]]:
     handles = [await runner.start(strategy, args, streaming=streaming, heartbeat_timeout_s=10, **fields)
                for strategy, args in flows]
-    summaries = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout=400)
+    try:
+        summaries = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout=FLOWS_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"the flows did not finish within {FLOWS_TIMEOUT_S} s:\n"
+                             + await stuck(runner.client, [h.id for h in handles])) from None
     return [dataclasses.asdict(s) for s in summaries], [h.id for h in handles]
 
 

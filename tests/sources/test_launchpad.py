@@ -7,6 +7,7 @@ without the extractor's code, and compared as sets of
 
 from __future__ import annotations
 
+import http.client
 import re
 import subprocess
 import sys
@@ -240,6 +241,28 @@ def test_calls_time_out(lp_faulty, tmp_path):
     with pytest.raises(SourceUnavailable, match="did not answer") as caught:
         pages("launchpad-bugs", "alice", lp_settings(lp_faulty, tmp_path, LP_TIMEOUT="0.3"))
     assert isinstance(caught.value.__cause__, TimeoutError)
+
+
+def test_answers_cut_short_are_asked_again(tmp_path):
+    """A connection closed halfway through an answer (`http.client.IncompleteRead`) is transient,
+    like a timeout: the client asks again and the flow's events are unchanged. Were it an error
+    of any other kind, each cut would cost the activity attempt and a retry's backoff."""
+    from tests.reliability.chaos_http import ChaosPlan, make_chaotic
+
+    with FixtureService(seed=0) as service:
+        server = service._server  # noqa: SLF001 - the fixture keeps its server private
+        honest = server.RequestHandlerClass
+        make_chaotic(server, ChaosPlan(rate=1.0, seed=0, stall_s=0, kinds=("cut",)))
+        with pytest.raises(SourceUnavailable, match="did not answer") as caught:
+            pages("launchpad-bugs", "alice", lp_settings(service, tmp_path))
+        assert isinstance(caught.value.__cause__, http.client.HTTPException)
+
+        server.RequestHandlerClass = honest
+        plan = ChaosPlan(rate=0.3, seed=3, stall_s=0, kinds=("cut",))
+        make_chaotic(server, plan)
+        records, _ = extract_with_retries("launchpad-bugs", "alice", lp_settings(service, tmp_path / "2"))
+        assert got(records) == expected(service.world, "launchpad-bugs", "alice")
+        assert plan.summary().get("cut", 0) > 5, plan.summary()
 
 
 def test_time_zone_sets_event_time_and_week(lp, tmp_path):
