@@ -117,13 +117,19 @@ class MemoryAwareSlotSupplier(CustomSlotSupplier):
     async def reserve_slot(self, ctx: SlotReserveContext) -> SlotPermit:
         while not self._take():
             await asyncio.sleep(self.poll_s)
-        held = 0.0
-        rss = await asyncio.to_thread(self.guard.rss_mib)
-        while held < self.max_hold_s and rss > self.guard.limit_mib:
-            self.guard._note(True, rss)  # noqa: SLF001 - the guard's own logging
-            await asyncio.sleep(self.guard.poll_s)
-            held += self.guard.poll_s
-            rss = await asyncio.to_thread(self.guard.collect_and_measure)
+        try:
+            held = 0.0
+            rss = await asyncio.to_thread(self.guard.rss_mib)
+            while held < self.max_hold_s and rss > self.guard.limit_mib:
+                self.guard._note(True, rss)  # noqa: SLF001 - the guard's own logging
+                await asyncio.sleep(self.guard.poll_s)
+                held += self.guard.poll_s
+                rss = await asyncio.to_thread(self.guard.collect_and_measure)
+        except BaseException:
+            # Cancelled (the SDK may cancel a reservation) after the slot was counted: no permit
+            # leaves, so nothing would release it, and the worker would run one task fewer for good.
+            self._give_back()
+            raise
         return SlotPermit()
 
     def try_reserve_slot(self, ctx: SlotReserveContext) -> SlotPermit | None:
@@ -135,6 +141,9 @@ class MemoryAwareSlotSupplier(CustomSlotSupplier):
     def mark_slot_used(self, ctx: SlotMarkUsedContext) -> None:
         pass
 
-    def release_slot(self, ctx: SlotReleaseContext) -> None:
+    def _give_back(self) -> None:
         with self._lock:
             self._used -= 1
+
+    def release_slot(self, ctx: SlotReleaseContext) -> None:
+        self._give_back()

@@ -11,8 +11,8 @@ twice, fewer that rows arrived without a ledger entry), and a page committed twi
 `staging_left` is what the staging tables still hold after a case.
 `replay` runs every run of a flow's history through the current workflow code;
 `retried_activities` counts the activity attempts after the first, over every run.
-`stuck` says where flows that did not finish in time stand: their progress, their pending
-activities (attempt, last failure, last heartbeat) and this process's thread stacks.
+`within` awaits flows and, past its timeout, fails with `stuck`: where each stands (progress,
+versioning, workflow task, last events, pending activities) and this process's thread stacks.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import tempfile
 from typing import Any, Iterable
 
 from psycopg2 import sql
-from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.enums.v1 import EventType, PendingActivityState, PendingWorkflowTaskState
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
@@ -184,8 +184,22 @@ async def stuck(client: Client, workflow_ids: Iterable[str]) -> str:
         except Exception as exc:  # noqa: BLE001 - a report, not a check
             lines.append(f"{workflow_id}: describe failed: {exc!r}")
             continue
+        raw = description.raw_description
+        info = raw.workflow_execution_info
         lines.append(f"{workflow_id}: {description.status.name if description.status else '?'}, "
                      f"progress {await progress_of(client, workflow_id)}")
+        lines.append(f"  deployment {info.worker_deployment_name!r}, versioning "
+                     f"{' '.join(str(info.versioning_info).split()) or '-'}")
+        if raw.HasField("pending_workflow_task"):
+            task = raw.pending_workflow_task
+            lines.append(f"  workflow task: {PendingWorkflowTaskState.Name(task.state)}, attempt {task.attempt}")
+        try:
+            events = (await handle.fetch_history()).events
+            lines.append("  last events: " + ", ".join(
+                f"{EventType.Name(e.event_type).removeprefix('EVENT_TYPE_')} {e.event_time.ToDatetime():%H:%M:%S}"
+                for e in events[-8:]))
+        except Exception as exc:  # noqa: BLE001 - a report, not a check
+            lines.append(f"  history: {exc!r}")
         for pending in description.raw_description.pending_activities:
             beat = pending.last_heartbeat_time.ToDatetime().isoformat() if pending.HasField(
                 "last_heartbeat_time") else None
@@ -197,3 +211,12 @@ async def stuck(client: Client, workflow_ids: Iterable[str]) -> str:
         out.seek(0)
         lines.append(out.read())
     return "\n".join(lines)
+
+
+async def within(awaitable, timeout: float, client: Client, workflow_ids: Iterable[str]):
+    """`await awaitable`; past `timeout` seconds, fail saying where each flow stands (`stuck`)."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"the flows did not finish within {timeout:g} s:\n"
+                             + await stuck(client, workflow_ids)) from None

@@ -10,7 +10,6 @@ worker (FlowRunner).
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from decimal import Decimal
 from typing import Any, Callable, Iterator
@@ -28,6 +27,7 @@ from tests.reliability.checks import (
     reject_reasons,
     replay,
     retried_activities,
+    within,
 )
 
 SEED = 90
@@ -161,7 +161,7 @@ async def test_malformed_records_are_rejected_with_reasons_or_load_exactly(flow_
                   records=COUNT, page_size=args["page_size"], malformed=COUNT // 100, **fields)
 
     handle = await flow_runner.start(chaos_source, args, streaming=streaming, **fields)
-    summary = await asyncio.wait_for(handle.result(), timeout=240)
+    summary = await within(handle.result(), 240, flow_runner.client, [handle.id])
 
     ids, reasons, duplicates = expected(COUNT, table)
     figures = reconcile(db, ids, [summary], expected_rejects=sum(reasons.values()))

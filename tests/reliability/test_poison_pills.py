@@ -22,7 +22,7 @@ from etl.core import extract
 from etl.core.extract import Page
 from sources.synthetic.flows import events as synthetic
 from sources.synthetic.query import SyntheticQuery
-from tests.reliability.checks import assert_exact, reconcile, reject_reasons, retried_activities
+from tests.reliability.checks import assert_exact, reconcile, reject_reasons, retried_activities, within
 
 COUNT = 20_000
 HEALTHY = 4_000
@@ -127,8 +127,8 @@ async def test_one_poison_record_neither_wedges_nor_stalls_nor_changes(flow_runn
     healthy = await flow_runner.start("synthetic-events", {"count": HEALTHY, "seed": seed + 1_000,
                                                            "page_size": 1_000}, streaming=streaming, **fields)
     # Guards, not timings: a clean run takes seconds; a wedged one never ends, a stalled one ~44 minutes.
-    summary, healthy_summary = await asyncio.wait_for(asyncio.gather(poisoned.result(), healthy.result()),
-                                                      timeout=300)
+    summary, healthy_summary = await within(asyncio.gather(poisoned.result(), healthy.result()), 300,
+                                            flow_runner.client, [poisoned.id, healthy.id])
     seconds = round(time.monotonic() - started, 1)
 
     poison = records_at(seed, POSITION)

@@ -12,6 +12,7 @@ work stops moving; the slot supplier must not block the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import threading
@@ -322,6 +323,23 @@ async def test_the_slot_supplier_keeps_blocking_calls_off_the_event_loop():
     await supplier.reserve_slot(None)
     assert supplier.try_reserve_slot(None) is None
     assert calls and loop_thread not in calls, "psutil/gc ran on the worker's event loop"
+
+
+async def test_a_cancelled_slot_reservation_gives_its_slot_back():
+    """The SDK may cancel `reserve_slot`; one cancelled while memory holds it back, after it had
+    counted its slot, must not keep that slot: a worker losing one this way per cancellation would
+    end up taking no tasks at all, its flows waiting for ever."""
+    guard = MemoryGuard(limit_mib=1, max_wait_s=30, poll_s=0.02)  # always over: the supplier holds back
+    supplier = MemoryAwareSlotSupplier(1, guard)
+    for _ in range(3):
+        reservation = asyncio.create_task(supplier.reserve_slot(None))
+        await asyncio.sleep(0.2)
+        assert not reservation.done(), "the reservation should be held back by memory"
+        reservation.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reservation
+    guard.limit_mib = 1 << 30  # memory is fine again: the one slot is free
+    await asyncio.wait_for(supplier.reserve_slot(None), 5)
 
 
 def test_insert_rejects_counts_every_row_it_wrote(db):

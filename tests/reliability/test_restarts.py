@@ -27,7 +27,7 @@ from etl.launch.plan import plan_flow, start_flow
 from etl.store.db import Database
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
-from tests.reliability.checks import assert_exact, reconcile, replay, staging_left, wait_for_extracted
+from tests.reliability.checks import assert_exact, reconcile, replay, staging_left, wait_for_extracted, within
 from tests.workers import WorkerProcess
 
 COUNT = 60_000
@@ -109,7 +109,7 @@ async def test_postgres_restarts_mid_run(private, flow_runner, client, db, setti
         await asyncio.sleep(down)
         await asyncio.to_thread(private.pg.start)
         done.append({"mode": mode, "after_extracted": progress["extracted"], "down_s": round(down, 2)})
-    summary = await asyncio.wait_for(result, timeout=300)
+    summary = await within(result, 300, client, [handle.id])
 
     expected = expected_event_ids(SyntheticQuery(**args))
     figures = reconcile(db, expected, [summary], expected_rejects=COUNT - len(expected))

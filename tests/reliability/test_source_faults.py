@@ -20,7 +20,7 @@ from etl.core.extract import Page
 from sources.github.fixture.server import GitHubFixture
 from tests.flows import FlowRunner
 from tests.reliability.chaos_http import ChaosPlan, make_chaotic
-from tests.reliability.checks import assert_exact, reconcile, replay, stuck
+from tests.reliability.checks import assert_exact, reconcile, replay, within
 
 RATE = 0.2
 TIMEOUT_S = 0.5
@@ -46,11 +46,8 @@ async def run_all(runner: FlowRunner, flows: list[tuple[str, dict]], streaming: 
                   **fields) -> tuple[list[dict], list[str]]:
     handles = [await runner.start(strategy, args, streaming=streaming, heartbeat_timeout_s=10, **fields)
                for strategy, args in flows]
-    try:
-        summaries = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout=FLOWS_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"the flows did not finish within {FLOWS_TIMEOUT_S} s:\n"
-                             + await stuck(runner.client, [h.id for h in handles])) from None
+    summaries = await within(asyncio.gather(*(h.result() for h in handles)), FLOWS_TIMEOUT_S, runner.client,
+                             [h.id for h in handles])
     return [dataclasses.asdict(s) for s in summaries], [h.id for h in handles]
 
 

@@ -31,6 +31,7 @@ from tests.reliability.checks import (
     retried_activities,
     staging_left,
     wait_for_extracted,
+    within,
 )
 from tests.workers import WorkerProcess
 
@@ -100,10 +101,10 @@ async def test_three_sigkills_at_random_points(client, settings, db, task_queue,
             recovery = await seconds_to_progress(db, killed_at, commits, result)
             kills[-1]["to_progress_s"] = recovery
             recoveries.append(recovery)
-        summary = await asyncio.wait_for(result, timeout=300)
+        summary = await within(result, 300, client, [plan.workflow_id])
         # Then, as an operator who saw the failures might, launch the same flow again: it must load nothing.
         again_handle, _ = await start_flow(client, plan)
-        again = await asyncio.wait_for(again_handle.result(), timeout=300)
+        again = await within(again_handle.result(), 300, client, [plan.workflow_id])
     finally:
         for worker in workers:
             worker.stop()
