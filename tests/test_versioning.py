@@ -349,3 +349,36 @@ async def test_after_v1_drains_its_workers_are_told_they_may_stop(client, settin
     assert drained.drained and drained.running_pinned == 0
     assert "drained: no flow needs this version, its workers may stop" in watch.lines()[0]
     assert reports[-1].running_pinned == 0
+
+
+async def test_a_first_worker_keeps_trying_to_make_its_version_current(client, settings, db, task_queue,
+                                                                       monkeypatch, caplog):
+    """A server too slow to answer the first tries (a deployment's pollers not yet seen) must not
+    leave a fleet's first worker polling for tasks that never come: it tries again, says so in its
+    log, and its flows run once the version is current."""
+    from etl.runtime import worker as worker_module
+
+    real, failures = versioning.bootstrap_current, []
+
+    async def slow_server(client_, version, timeout_s=60.0):
+        if len(failures) < 2:
+            failures.append(version)
+            raise versioning.DeployError("no workers polling any task queue after 60s (injected)")
+        return await real(client_, version, timeout_s)
+
+    monkeypatch.setattr(versioning, "bootstrap_current", slow_server)
+    monkeypatch.setattr(worker_module.FleetWorker._first_version, "__defaults__", (0.2, 0.5))
+    worker = build_worker(client, settings, task_queue=task_queue, concurrency=4, kinds=("batch",))
+    running = asyncio.create_task(worker.run())
+    try:
+        plan = plan_flow(settings, "synthetic-events", {"count": 300, "seed": 3, "page_size": 100},
+                         task_queue=task_queue, workflow_id=f"first-version-{task_queue}", batch_size=100)
+        handle, _ = await start_flow(client, plan)
+        summary = await asyncio.wait_for(handle.result(), 120)
+    finally:
+        await worker.shutdown()
+        await running
+    assert len(failures) == 2
+    assert summary.extracted == 300 and summary.loaded == db.count_events() > 0
+    assert sum("could not make" in r.getMessage() and "trying again" in r.getMessage()
+               for r in caplog.records) == 2

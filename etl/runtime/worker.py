@@ -116,14 +116,23 @@ class FleetWorker(Worker):
         finally:
             first.cancel()
 
-    async def _first_version(self) -> None:
-        try:
-            await versioning.bootstrap_current(self.client, self.version)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the worker still serves; the operator can set it by hand
-            log.error("could not make %s current (%s); run: python scripts/deploy.py set-current %s",
-                      versioning.show(self.version), exc, self.version.build_id)
+    async def _first_version(self, first_wait_s: float = 5.0, max_wait_s: float = 60.0) -> None:
+        """Make this version current if its deployment has none, trying again until it is done (or
+        another version is): a slow server must not leave a first worker polling for tasks that
+        never come. Each failure is logged with the command that does it by hand."""
+        wait = first_wait_s
+        while True:
+            try:
+                await versioning.bootstrap_current(self.client, self.version)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the worker still serves; the operator can set it by hand
+                log.error("could not make %s current (%s); trying again in %.0f s, or run: "
+                          "python scripts/deploy.py set-current %s",
+                          versioning.show(self.version), exc, wait, self.version.build_id)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, max_wait_s)
 
 
 def private_version(task_queue: str) -> WorkerDeploymentVersion:
