@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from datetime import date, datetime
 from typing import Any
 
 from temporalio import activity
@@ -21,7 +20,7 @@ from etl.activities.classify import non_retryable_errors
 from etl.activities.heartbeat import Heartbeater
 from etl.activities.raw_pages import decode_page, encode_line, encode_pickled, lines_page
 from etl.core.extract import ExtractStrategy
-from etl.core.models import JSON_FIELDS, key_problem, storable, transform
+from etl.core.models import JSON_FIELDS, json_default, key_problem, storable, transform
 from etl.core.query import Query, QueryFactory
 from etl.core.settings import Settings
 from etl.store.checkpoints import Checkpoints, Commit
@@ -42,12 +41,6 @@ from etl.workflows.flow_io import (
 log = logging.getLogger(__name__)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    raise TypeError(f"a value of type {type(value).__name__} is not JSON")
-
-
 def encode_record(record: Any) -> str:
     """One raw record as a JSON line (a page that cannot be pickled is staged as these); text
     orjson refuses (lone surrogates) is written ASCII-escaped by the exact encoder, so it survives
@@ -55,7 +48,7 @@ def encode_record(record: Any) -> str:
     not text is refused here: JSON would make `1` and `"1"` one key before the transform sees it."""
     if type(record) is not dict:  # a subclass is read as the transform reads it (its own `get`)
         _check_keys(record)
-    return encode_line(record, _exact_json, _json_default)
+    return encode_line(record, _exact_json, json_default)
 
 
 def _check_keys(record: Any) -> None:
@@ -71,7 +64,7 @@ def _exact_json(record: Any) -> str:
     # is not text: so the key check runs for these alone, before the standard library would turn
     # such a key into text.
     _check_keys(record)
-    return json.dumps(record, ensure_ascii=True, default=_json_default, allow_nan=False)
+    return json.dumps(record, ensure_ascii=True, default=json_default, allow_nan=False)
 
 
 def encode_page(records: list[Any]) -> tuple[bytes, int, list[tuple[Any, str]]]:

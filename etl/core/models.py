@@ -197,9 +197,10 @@ class Event:
 # -- JSON ----------------------------------------------------------------------------------------
 
 
-def _json_default(value: Any) -> Any:
-    # As the batch flow stages raw records (etl.activities.batch.encode_record), so a date in a
-    # property is the same text whichever flow loads it.
+def json_default(value: Any) -> Any:
+    """What JSON cannot hold natively: a date or datetime becomes its ISO text; anything else is
+    refused. The batch flow stages raw records with it too (etl.activities.batch.encode_record), so
+    a date in a property is the same text whichever flow loads it."""
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     raise TypeError(f"a value of type {type(value).__name__} is not JSON")
@@ -207,7 +208,7 @@ def _json_default(value: Any) -> Any:
 
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _STDLIB_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
-                                  default=_json_default).encode
+                                  default=json_default).encode
 
 
 def all_finite(value: Any) -> bool:
@@ -261,7 +262,7 @@ def _has_nul(encoded: str) -> bool:
 def encode_json(name: str, value: Any) -> str:
     """`value` (a properties object) as the JSON text of its JSONB column; `Reject` says why not."""
     try:
-        out = _dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
+        out = _dumps(value, default=json_default, option=_ORJSON_OPTIONS)
     except TypeError as exc:  # orjson.JSONEncodeError: refuse, or let the exact encoder decide
         out = _encode_slow(name, value, str(exc)).encode("utf-8")
     return checked_json(name, value, out)
@@ -411,9 +412,9 @@ def to_event(raw: Any) -> Event:
         if type(ep) is not dict or type(rp) is not dict or type(mx) is not dict:
             raise TypeError("not three plain objects")
         # The common case: the three columns encoded in one go, then checked as `encode_json` does.
-        e1 = _dumps(ep, default=_json_default, option=_ORJSON_OPTIONS)
-        e2 = _dumps(rp, default=_json_default, option=_ORJSON_OPTIONS)
-        e3 = _dumps(mx, default=_json_default, option=_ORJSON_OPTIONS)
+        e1 = _dumps(ep, default=json_default, option=_ORJSON_OPTIONS)
+        e2 = _dumps(rp, default=json_default, option=_ORJSON_OPTIONS)
+        e3 = _dumps(mx, default=json_default, option=_ORJSON_OPTIONS)
     except TypeError:  # None, a subclass, not an object, or what orjson refuses: column by column
         (ep, rp, mx), encoded = _json_columns(ep, rp, mx)
     else:
