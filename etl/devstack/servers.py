@@ -214,9 +214,14 @@ def temporal_binary() -> Path:
 
 #: Worker Versioning on the dev server: check a draining version every 2s (production default:
 #: minutes), so `scripts/deploy.py` and the tests see an old version drain soon after its last flow.
+#: And room for 2,000 deployments a namespace, not the server's 100: a worker built without a
+#: version is a deployment of its own task queue (`etl.runtime.worker.private_version`), so each
+#: test worker adds one, and the server refuses every poll of a deployment past the limit
+#: ("reached maximum deployments in namespace"): that worker's flows would wait for ever.
 VERSIONING_DYNAMIC_CONFIG = (
     "--dynamic-config-value", 'matching.wv.VersionDrainageStatusVisibilityGracePeriod="2s"',
     "--dynamic-config-value", 'matching.wv.VersionDrainageStatusRefreshInterval="2s"',
+    "--dynamic-config-value", "matching.maxDeployments=2000",
 )
 
 
