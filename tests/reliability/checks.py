@@ -174,8 +174,9 @@ async def retried_activities(client: Client, workflow_id: str) -> int:
 
 async def stuck(client: Client, workflow_ids: Iterable[str]) -> str:
     """Where each flow stands, for the message of a test whose flows did not finish in time: its
-    status and progress, each pending activity (attempt, state, last heartbeat, last failure),
-    then the stacks of this process's threads (an in-process worker's activities among them)."""
+    status and progress, versioning, pending workflow task, last history events and each pending
+    activity (attempt, state, last heartbeat, last failure); then the stacks of this process's
+    threads (an in-process worker's activities among them)."""
     lines = []
     for workflow_id in workflow_ids:
         handle = client.get_workflow_handle(workflow_id)
@@ -200,7 +201,7 @@ async def stuck(client: Client, workflow_ids: Iterable[str]) -> str:
                 for e in events[-8:]))
         except Exception as exc:  # noqa: BLE001 - a report, not a check
             lines.append(f"  history: {exc!r}")
-        for pending in description.raw_description.pending_activities:
+        for pending in raw.pending_activities:
             beat = pending.last_heartbeat_time.ToDatetime().isoformat() if pending.HasField(
                 "last_heartbeat_time") else None
             lines.append(f"  {pending.activity_type.name} #{pending.activity_id}: attempt {pending.attempt}, "
