@@ -26,7 +26,7 @@ from launchpadlib.credentials import Credentials
 from launchpadlib.launchpad import Launchpad
 from lazr.restfulclient.errors import CredentialsFileError, HTTPError
 
-from etl.core.errors import ConfigError, QueryError, SourceError, SourceUnavailable
+from etl.core.errors import ConfigError, QueryError, SourceError, SourceUnavailable, shown
 from etl.core.settings import Settings
 from etl.kit.answers import retry_after, transient
 from etl.kit.retry import retrying as kit_retrying
@@ -60,14 +60,17 @@ def refusals(what: str) -> Iterator[None]:
             raise SourceUnavailable(f"Launchpad could not answer {what} (HTTP {status} {exc.response.reason})",
                                     status=status, retry_after_s=retry_after(exc.response.get("retry-after"))
                                     ) from exc
-        body = exc.content.decode("utf-8", "replace")[:300] if isinstance(exc.content, bytes) else str(exc.content)
+        body = shown(exc.content.decode("utf-8", "replace") if isinstance(exc.content, bytes) else str(exc.content),
+                     300)
         hint = {401: "the credentials in LP_CREDENTIALS_FILE were refused; make new ones",
                 403: "the credentials do not allow it (private data needs LP_CREDENTIALS_FILE)",
                 404: "it does not exist (or is private); check service_root and api_version"}.get(status, body)
         raise SourceError(f"Launchpad refused {what} (HTTP {status}): {hint}", status=status) from None
     except (TimeoutError, ConnectionError, HttpLib2Error, http.client.HTTPException) as exc:
         # HTTPException: an answer cut short (IncompleteRead) or garbled on the wire; asking again helps.
-        raise SourceUnavailable(f"Launchpad did not answer {what}: {type(exc).__name__}: {exc}") from exc
+        # Quoted: what came off the wire may hold control characters (an ESC would recolour a terminal).
+        raise SourceUnavailable(f"Launchpad did not answer {what}: {type(exc).__name__}: {shown(str(exc), 300)}"
+                                ) from exc
 
 
 def _login_key(query: LaunchpadQuery, settings: Settings) -> tuple:

@@ -265,6 +265,25 @@ def test_answers_cut_short_are_asked_again(tmp_path):
         assert plan.summary().get("cut", 0) > 5, plan.summary()
 
 
+def test_a_garbled_answer_is_transient_and_quoted(tmp_path):
+    """A status line of escape codes, a NUL and `\\N` is asked again like any broken answer, and the
+    error quotes it: an ESC from the wire must not reach a terminal or a log raw."""
+    with FixtureService(seed=0) as service:
+        server = service._server  # noqa: SLF001 - the fixture keeps its server private
+
+        class Garbled(server.RequestHandlerClass):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                self.close_connection = True
+                self.wfile.write(b"HTTP/1.1 9\x1b[31m99 \\N\x00\r\n\r\n")
+
+        server.RequestHandlerClass = Garbled
+        with pytest.raises(SourceUnavailable, match="did not answer") as caught:
+            pages("launchpad-bugs", "alice", lp_settings(service, tmp_path))
+    assert isinstance(caught.value.__cause__, http.client.HTTPException)
+    assert "\x1b" not in str(caught.value) and "\x00" not in str(caught.value)
+    assert "\\x1b[31m" in str(caught.value)
+
+
 def test_time_zone_sets_event_time_and_week(lp, tmp_path):
     settings = lp_settings(lp, tmp_path)
     shifted = 0
