@@ -28,6 +28,21 @@ from etl.core import discovery
 from etl.core.errors import DuplicateNameError, UnknownNameError
 
 
+#: The key that marks a record its source could not map (see `rejected`).
+REJECTED = "__etl_rejected__"
+
+
+def rejected(raw: Any, error: BaseException | str) -> dict[str, Any]:
+    """A record the source read but could not map into an event's fields (a time it cannot
+    parse, a field of the wrong shape): yield this in the page instead of raising, and the
+    record becomes a reject whose reason is `error`, while the rest of the page loads."""
+    try:
+        reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    except Exception:  # noqa: BLE001 - a hostile __str__ still gives a reason
+        reason = type(error).__name__
+    return {REJECTED: f"the source could not map the record: {reason}"[:500], "record": raw}
+
+
 @dataclass
 class Page:
     """One page of raw records and the cursor that resumes after it."""

@@ -32,6 +32,7 @@ import orjson
 import pytz
 
 from etl.core.errors import shown
+from etl.core.extract import REJECTED
 
 REQUIRED_TEXT = ("event_id", "employee_id")
 OPTIONAL_TEXT = ("source_kind_id", "parent_item_id", "event_type", "relation_type")
@@ -367,6 +368,9 @@ def to_event(raw: Any) -> Event:
     if not isinstance(raw, dict):
         raise Reject(f"record has type {type(raw).__name__}; expected an object")
     get = raw.get
+    mapped = get(REJECTED)
+    if mapped is not None:
+        raise Reject(mapped if type(mapped) is str else "the source could not map the record")
     event_id = get("event_id")
     if type(event_id) is not str or not event_id:
         event_id = _text("event_id", event_id, True)
