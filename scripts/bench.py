@@ -3,7 +3,7 @@
 
 On a private stack (its own PostgreSQL and Temporal dev server on free ports) and the
 synthetic source, in one run:
-  loader     `Database.insert_events_batch` beside a plain "COPY into a temp table, then
+  loader     `Events.insert` beside a plain "COPY into a temp table, then
              INSERT ... ON CONFLICT DO NOTHING" written here by hand, on the same events
   plain      a single-threaded Python loop calling the same extract, transform and load code
   batch      ETLFlow on worker processes
@@ -53,13 +53,14 @@ from psycopg2 import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from etl.activities.batch import record_rejects  # noqa: E402
 from etl.core.extract import ExtractStrategy  # noqa: E402
 from etl.core.models import transform  # noqa: E402
 from etl.core.query import QueryFactory  # noqa: E402
 from etl.core.settings import Settings, settings_from_env  # noqa: E402
 from etl.devstack.servers import private_stack  # noqa: E402
-from etl.store.db import _COLUMN_LIST, Database  # noqa: E402
+from etl.store.db import Database  # noqa: E402
+from etl.store.events import COLUMN_LIST, Events  # noqa: E402
+from etl.store.rejects import Rejects  # noqa: E402
 from scripts.bench_cpu import CpuMeter  # noqa: E402
 
 STACK_PIDS: dict[str, int] = {}
@@ -146,7 +147,7 @@ def bench_limit(settings: Settings, n: int, batch: int) -> dict:
     start = time.perf_counter()
     for chunk in chunks:
         with conn.cursor() as cur:
-            cur.copy_expert(f'COPY "{db.tables.name}" ({_COLUMN_LIST.as_string(conn)}) FROM STDIN', io.StringIO(chunk))
+            cur.copy_expert(f'COPY "{db.tables.name}" ({COLUMN_LIST.as_string(conn)}) FROM STDIN', io.StringIO(chunk))
         conn.commit()
     seconds = time.perf_counter() - start
     after = meter.snapshot()
@@ -171,7 +172,7 @@ def prefill(db: Database, rows: int) -> float:
             "jsonb_build_object('message_length', i %% 4000, 'heat', i %% 500, 'users_affected', i %% 50) "
             "FROM generate_series(%s::bigint, %s::bigint) AS i, "
             "LATERAL (SELECT timestamp '2024-01-01' + (i %% 31622400) * interval '1 second' AS ts) AS t").format(
-            t=db.tables.events, cols=_COLUMN_LIST), (a, b)), what="prefilling")
+            t=db.tables.events, cols=COLUMN_LIST), (a, b)), what="prefilling")
     return time.perf_counter() - start
 
 
@@ -190,7 +191,7 @@ def bench_full_table(settings: Settings, rows: int, n: int, batch: int) -> dict:
         before = meter.snapshot()
         start = time.perf_counter()
         for i in range(0, n, batch):
-            db.insert_events_batch(events[i:i + batch])
+            Events(db).insert(events[i:i + batch])
         seconds = time.perf_counter() - start
         figures[name] = {"rows_per_s": round(n / seconds), **CpuMeter.figures(before, meter.snapshot(), n)}
     figures["prefilled_rows"] = rows
@@ -211,7 +212,7 @@ def bench_loader(settings: Settings, n: int, batch: int) -> dict:
     db.ensure_schema()
     start = time.perf_counter()
     for i in range(0, n, batch):
-        db.insert_events_batch(events[i:i + batch])
+        Events(db).insert(events[i:i + batch])
     ours = n / (time.perf_counter() - start)
 
     ref = Database.get(settings.replace(events_table=f"bench_ref_{uuid.uuid4().hex[:8]}"))
@@ -223,10 +224,10 @@ def bench_loader(settings: Settings, n: int, batch: int) -> dict:
         buf = io.StringIO("".join(e.copy_row() for e in events[i:i + batch]))
         with conn.cursor() as cur:
             cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS ref_buf ON COMMIT DELETE ROWS AS '
-                        f'SELECT {_COLUMN_LIST.as_string(conn)} FROM "{table}" WITH NO DATA')
-            cur.copy_expert(f"COPY ref_buf ({_COLUMN_LIST.as_string(conn)}) FROM STDIN", buf)
-            cur.execute(f'INSERT INTO "{table}" ({_COLUMN_LIST.as_string(conn)}) '
-                        f'SELECT {_COLUMN_LIST.as_string(conn)} FROM ref_buf ON CONFLICT (event_id) DO NOTHING')
+                        f'SELECT {COLUMN_LIST.as_string(conn)} FROM "{table}" WITH NO DATA')
+            cur.copy_expert(f"COPY ref_buf ({COLUMN_LIST.as_string(conn)}) FROM STDIN", buf)
+            cur.execute(f'INSERT INTO "{table}" ({COLUMN_LIST.as_string(conn)}) '
+                        f'SELECT {COLUMN_LIST.as_string(conn)} FROM ref_buf ON CONFLICT (event_id) DO NOTHING')
         conn.commit()
     reference = n / (time.perf_counter() - start)
     conn.close()
@@ -246,9 +247,9 @@ def bench_plain(settings: Settings, n: int, page_size: int) -> dict:
     start = time.perf_counter()
     for page in strategy.pages(query, None, settings):
         events, rejects = transform(page.records)
-        db.insert_events_batch(events)
+        Events(db).insert(events)
         if rejects:
-            record_rejects(db, strategy.name, rejects)
+            Rejects(db).record(strategy.name, rejects, None)
         peak = max(peak, proc.memory_info().rss)
     seconds = time.perf_counter() - start
     settle(settings)

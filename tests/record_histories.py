@@ -3,9 +3,19 @@
     python -m tests.record_histories [NAME ...]
 
 Runs representative flows on a private stack and writes every run's history to
-tests/histories/ (only the named cases when names are given, e.g. `versioned-batch`).
-Re-record only on purpose: a workflow change that cannot replay these histories would
-break flows already running in users' clusters.
+tests/histories/: with no names, every case of the pinned flows (ETLFlow, StreamingETLFlow);
+with names, those cases only (e.g. `fanout`). Pinned flows never replay another build's
+history, so theirs are simply recorded again with every change of their code. The
+auto-upgrade workflows (FanOutFlow, ScheduledFlow) must replay the histories of earlier
+builds: record theirs again only on purpose, and keep what older builds recorded.
+
+`batch-worker-killed` is taken from a worker process SIGKILLed in the middle of a batch, the
+next worker finishing the flow across continue-as-new: the shape of a history that only a kill
+makes (workflow and activity tasks timed out, then retried elsewhere).
+
+Beside them, `RECORDED_WITH` holds a digest of the pinned flows' code they were recorded with
+(`workflow_code_digest`); the replay tests fail when that code changed and they were not
+recorded again.
 
 The `versioned-*` cases run on a worker that is a version of a Worker Deployment, as every
 fleet worker is, so their histories carry the versioning behaviour each workflow declares
@@ -15,6 +25,7 @@ fleet worker is, so their histories carry the versioning behaviour each workflow
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import sys
 import tempfile
@@ -32,6 +43,20 @@ from etl.workflows.flow_io import ETLFlowInput
 from tests.flows import FlowRunner
 
 HERE = Path(__file__).resolve().parent / "histories"
+STAMP = HERE / "RECORDED_WITH"
+WORKFLOW_CODE = Path(__file__).resolve().parent.parent / "etl" / "workflows"
+#: The modules of the pinned flows' workflow code (what their replay runs).
+PINNED_CODE = ("batch.py", "streaming.py", "common.py", "flow_io.py", "activity_contracts.py")
+#: Cases of the auto-upgrade workflows: recorded only when named.
+AUTO_UPGRADE = {"fanout", "scheduled", "versioned-fanout"}
+
+
+def workflow_code_digest() -> str:
+    """A digest of the pinned flows' workflow code, by file name and content."""
+    digest = hashlib.sha256()
+    for name in PINNED_CODE:
+        digest.update(name.encode() + b"\0" + (WORKFLOW_CODE / name).read_bytes() + b"\0")
+    return digest.hexdigest()
 
 #: (name, workflow, input)
 CASES = [
@@ -83,15 +108,48 @@ async def record(root: Path, only: set[str] | None = None) -> None:
 async def _record(settings, only: set[str] | None = None) -> None:
     client = await connect(settings)
     HERE.mkdir(exist_ok=True)
+    if only is None:
+        only = {case[0] for case in CASES + VERSIONED_CASES if case[0] not in AUTO_UPGRADE} | {"batch-worker-killed"}
     for old in HERE.glob("*.json"):
-        if only is None or old.stem.rsplit("-run", 1)[0] in only:
+        if old.stem.rsplit("-run", 1)[0] in only:
             old.unlink()
-    plain = [case for case in CASES if only is None or case[0] in only]
-    versioned = [case for case in VERSIONED_CASES if only is None or case[0] in only]
+    plain = [case for case in CASES if case[0] in only]
+    versioned = [case for case in VERSIONED_CASES if case[0] in only]
     async with FlowRunner(client, settings, "record") as _:
         await _run_cases(client, settings, plain, "record")
     if versioned:
         await _record_versioned(client, settings, versioned)
+    if "batch-worker-killed" in only:
+        await _record_worker_killed(client, settings)
+    if only & {case[0] for case in CASES + VERSIONED_CASES if case[0] not in AUTO_UPGRADE}:
+        STAMP.write_text(workflow_code_digest() + "\n")
+
+
+async def _record_worker_killed(client, settings) -> None:
+    """ETLFlow on a worker process killed mid-batch; a second worker process finishes it."""
+    from tests.workers import WorkerProcess
+
+    name, queue = "batch-worker-killed", "record-killed"
+    inp = ETLFlowInput("synthetic", "synthetic-events", {"count": 3000, "seed": 5, "page_size": 100,
+                                                         "page_pause_s": 0.05}, batch_size=1000, history_budget=40)
+    worker = WorkerProcess(settings, queue, concurrency=2)
+    try:
+        handle = await client.start_workflow("ETLFlow", inp, id=name, task_queue=queue)
+        while True:  # until the first batch is partly extracted
+            await asyncio.sleep(0.2)
+            progress = await handle.query("progress")
+            if progress["extracted"] >= 300:
+                break
+    finally:
+        worker.kill()
+    worker = WorkerProcess(settings, queue, concurrency=2)
+    try:
+        await handle.result()
+    finally:
+        worker.terminate()
+    for n, history in enumerate(await histories(client, name)):
+        (HERE / f"{name}-run{n}.json").write_text(history.to_json())
+        print(f"{name}: run {n}: {len(history.events)} events")
 
 
 async def _record_versioned(client, settings, cases) -> None:

@@ -8,7 +8,6 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 
 from etl.launch.plan import plan_flow, start_flow
-from etl.workflows.flow_io import ChunkState
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
 from tests.workers import WorkerProcess
@@ -88,6 +87,6 @@ async def test_sigkill_mid_flow_loses_and_doubles_nothing(client, settings, db, 
                 payload = event.activity_task_completed_event_attributes.result.payloads[0]
                 result = client.data_converter.payload_converter.from_payload(payload)
                 if isinstance(result, dict) and result.get("resumed"):
-                    resumed.append(ChunkState(**result))
+                    resumed.append(result)
         assert resumed, "no chunk resumed from a heartbeat after the kill"
-        assert any(c.resumed_from is not None for c in resumed)
+        assert any(c["resumed_from"] is not None for c in resumed)

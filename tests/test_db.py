@@ -10,9 +10,11 @@ from psycopg2 import sql
 
 from etl.core.errors import ConfigError
 from etl.core.models import transform
-from etl.store.db import Database, RejectRow
+from etl.store.db import Database
+from etl.store.events import Events
+from etl.store.rejects import RejectRow, Rejects
 from sources.synthetic.flows.events import record
-from tests.staged import stage_events
+from tests.staged import stage_events, stage_page
 
 
 def make_events(n: int, seed: int = 1):
@@ -23,15 +25,15 @@ def make_events(n: int, seed: int = 1):
 
 def test_loading_the_same_events_twice_keeps_one_row_each(db):
     events = make_events(100_000)
-    assert db.insert_events_batch(events) == 100_000
-    assert db.insert_events_batch(events) == 0
+    assert Events(db).insert(events) == 100_000
+    assert Events(db).insert(events) == 0
     assert db.count_events() == 100_000
 
 
 def test_duplicates_inside_one_batch_are_inserted_once(db):
     events = make_events(90)
     batch = events + events[:10]
-    assert db.insert_events_batch(batch) == 90
+    assert Events(db).insert(batch) == 90
     assert db.count_events() == 90
 
 
@@ -40,9 +42,9 @@ def test_a_page_partly_loaded_inserts_the_rest_and_records_who_loaded_each_row(d
     # fails on the unique index and the page goes the ON CONFLICT way: the 80 others, once.
     events = make_events(200, seed=5)
     first, who = "run\\N\r1", "flow\twith\\odd\nid"  # backslash, \N, CR, tab, newline: COPY's own escapes
-    assert db.insert_events_batch(events[:120], loaded_by=first) == 120
-    assert db.insert_events_batch(events, loaded_by=who) == 80
-    assert db.insert_events_batch(events, loaded_by="third") == 0
+    assert Events(db).insert(events[:120], loaded_by=first) == 120
+    assert Events(db).insert(events, loaded_by=who) == 80
+    assert Events(db).insert(events, loaded_by="third") == 0
     rows = db.run(lambda cur: (cur.execute(
         f'SELECT loaded_by, count(*), count(loaded_at) FROM "{db.tables.name}" GROUP BY loaded_by'),
         {r[0]: (r[1], r[2]) for r in cur.fetchall()})[1])
@@ -67,54 +69,19 @@ def test_a_batch_staged_in_several_parts_loads_each_event_once(db, monkeypatch):
     assert db.count_events() == 1_000
 
 
-def test_batches_staged_by_a_version_before_compression_still_load(db):
-    """Pages and transformed batches that an earlier version staged as text (its flows may still be
-    running when workers upgrade) are read by this one, beside the compressed rows it writes."""
-    from etl.activities.batch import encode_record
-    from etl.activities.raw_pages import decode_page
-    from etl.store.staging import Staging
-
-    staging = Staging(db)
-    records = [record(21, 0.0, i) for i in range(300)]
-    old = "upgrade-test/run/b0"
-    for page_no, chunk in enumerate((records[:100], records[100:200])):  # JSON lines, as written before
-        db.run(lambda cur, n=page_no, c=chunk: cur.execute(
-            sql.SQL("INSERT INTO {} (batch_key, page_no, records) VALUES (%s, %s, %s)").format(db.tables.raw),
-            (old, n, "\n".join(encode_record(r) for r in c))))
-    staging.stage_raw_page(old, 2, b"L" + "\n".join(encode_record(r) for r in records[200:]).encode())
-
-    def convert(cur, page):
-        events, rejects = transform(decode_page(page))
-        assert not rejects
-        return len(events), [e.copy_row() for e in events]
-
-    assert staging.transform_raw(old, 300, convert) == (300, 300)
-    assert staging.load_staged(old, 300).inserted == 300
-    # A transformed batch staged as COPY text, as the version before wrote it.
-    text = "".join(e.copy_row() for e in transform(record(22, 0.0, i) for i in range(50))[0])
-    db.run(lambda cur: cur.execute(
-        sql.SQL("INSERT INTO {} (batch_key, part, rows, payload) VALUES (%s, 0, 50, %s)").format(
-            db.tables.staged_batches), ("upgrade-test/run/b1", text)))
-    assert staging.load_staged("upgrade-test/run/b1", 50).inserted == 50
-    assert db.count_events() == 350
-
-
 def test_a_transform_that_finds_pages_missing_stages_nothing(db):
     """Pages lost with the UNLOGGED table's contents: the transform says so and leaves nothing staged
     (nor the rejects it found on the pages it did read), so the batch is extracted again cleanly."""
-    from etl.activities.batch import encode_page
-    from etl.activities.raw_pages import decode_page
     from etl.store.staging import StagedBatchMissing, Staging
 
     staging = Staging(db)
     key = "missing-test/run/b0"
-    page, staged, _ = encode_page([record(23, 0.0, i) for i in range(10)] + [{"event_id": "no time"}])
-    staging.stage_raw_page(key, 0, page)
+    stage_page(staging, key, 0, [record(23, 0.0, i) for i in range(10)] + [{"event_id": "no time"}])
 
-    def convert(cur, page):
-        events, rejects = transform(decode_page(page))
-        db.write_rejects(cur, [RejectRow(key=f"k{i}", record=r, reason=why) for i, (r, why) in enumerate(rejects)])
-        return staged, [e.copy_row() for e in events]
+    def convert(cur, records):
+        events, rejects = transform(records)
+        Rejects(db).write([RejectRow(key=f"k{i}", record=r, reason=why) for i, (r, why) in enumerate(rejects)], cur)
+        return [e.copy_row() for e in events]
 
     with pytest.raises(StagedBatchMissing, match="11 records staged, 20 extracted"):
         staging.transform_raw(key, 20, convert)
@@ -127,7 +94,7 @@ def test_a_transform_that_finds_pages_missing_stages_nothing(db):
 def test_derived_columns_are_stored(db):
     events, _ = transform([{"event_id": "x1", "employee_id": "bob", "timezone": "Europe/Berlin",
                             "event_time_utc": "2024-03-31T01:30:00Z", "metrics": {"heat": 3}}])
-    db.insert_events_batch(events)
+    Events(db).insert(events)
     row = db.run(lambda cur: (cur.execute(
         f'SELECT event_time::text, week::text, timezone, metrics FROM "{db.tables.name}" WHERE event_id = %s',
         ("x1",)), cur.fetchone())[1])
@@ -135,7 +102,7 @@ def test_derived_columns_are_stored(db):
 
 
 def test_pool_recovers_after_every_backend_is_killed(db, stack):
-    db.insert_events_batch(make_events(10, seed=2))
+    Events(db).insert(make_events(10, seed=2))
     before = db.get_pool_status()
     assert before["open"] and before["in_use"] == 0
 
@@ -146,7 +113,7 @@ def test_pool_recovers_after_every_backend_is_killed(db, stack):
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     admin.close()
 
-    assert db.insert_events_batch(make_events(20, seed=2)) == 10
+    assert Events(db).insert(make_events(20, seed=2)) == 10
     after = db.get_pool_status()
     assert after["replaced"] >= before["replaced"] + 1
     assert after["in_use"] == 0 and after["max"] == db.settings.db_max_conn
@@ -161,8 +128,8 @@ def test_bad_table_name_is_refused_before_any_sql(settings):
 def test_rejects_are_recorded_once(db):
     rows = [RejectRow(key="k1", record={"a": 1}, reason="event_id is missing", source="s", strategy="s-x"),
             RejectRow(key="k2", record={"b": "\x00nul"}, reason="NUL", source="s", strategy="s-x")]
-    assert db.insert_rejects(rows) == 2
-    assert db.insert_rejects(rows) == 0
+    assert Rejects(db).write(rows) == 2
+    assert Rejects(db).write(rows) == 0
     assert db.count_rejects() == 2
 
 
@@ -172,7 +139,7 @@ def test_health_and_concurrent_inserts_share_the_pool(db):
 
     def insert(seed: int) -> None:
         try:
-            db.insert_events_batch(make_events(500, seed=seed))
+            Events(db).insert(make_events(500, seed=seed))
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 

@@ -22,13 +22,12 @@ import pytest
 import pytz
 from temporalio.exceptions import ApplicationError
 
-from etl.activities.batch import encode_page, encode_record
 from etl.activities.classify import non_retryable_errors
-from etl.activities.raw_pages import decode_page
 from etl.core.errors import ConfigError, QueryError
 from etl.core.models import to_event, transform
 from etl.core.query import QueryFactory
 from etl.core.settings import PROJECT_ROOT, Settings, settings_from_env
+from etl.store.page_format import decode_page, encode_page, encode_record
 from etl.store.schema import Tables
 
 ESCAPED_NUL = "\\u0000"  # the six characters backslash-u-0-0-0-0, not a NUL
@@ -248,12 +247,12 @@ def test_a_huge_properties_column_is_a_reject_not_a_stuck_page(column):
 
 
 def test_a_huge_rejected_record_is_kept_as_a_prefix():
-    from etl.store.db import MAX_REJECT_JSON_CHARS, _json_for_reject
+    from etl.store.rejects import MAX_REJECT_JSON_CHARS, reject_json
 
     small = raw(event_id=None)
-    assert json.loads(_json_for_reject(small)) == small
+    assert json.loads(reject_json(small)) == small
     big = raw(event_id=None, event_properties={"x": "b" * MAX_REJECT_JSON_CHARS})
-    kept = json.loads(_json_for_reject(big))
+    kept = json.loads(reject_json(big))
     assert kept["record_json_chars"] > MAX_REJECT_JSON_CHARS
     assert len(kept["truncated_record_json"]) == 1_000_000
 

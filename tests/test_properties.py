@@ -32,9 +32,9 @@ from hypothesis import event as note
 from hypothesis import strategies as st
 from psycopg2 import sql
 
-from etl.activities.batch import encode_page, encode_record
-from etl.activities.raw_pages import decode_page
 from etl.core.models import JSON_FIELDS, MAX_EVENT_ID_BYTES, Event, to_event, transform
+from etl.store.events import Events
+from etl.store.page_format import decode_page, encode_page, encode_record
 from etl.store.staging import Staging
 from tests.staged import stage_events
 
@@ -359,7 +359,7 @@ def test_every_event_round_trips_through_postgresql(db, path, batch):
         unique.setdefault(event.event_id, event)
     loaded = list(unique.values())
     if path == "copy":
-        assert db.insert_events_batch(loaded) == len(unique)
+        assert Events(db).insert(loaded) == len(unique)
     else:
         staging = Staging(db)
         key = f"props-{uuid.uuid4().hex[:8]}/run/b0"

@@ -10,6 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from etl.runtime.history import histories
+from tests.record_histories import STAMP, workflow_code_digest
 from etl.workflows.batch import ETLFlow
 from etl.workflows.fanout import FanOutFlow
 from etl.workflows.scheduled import ScheduledFlow
@@ -21,6 +22,15 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def all_workflows() -> list:
     """Every workflow type the project defines, so each recorded history finds its code."""
     return [ETLFlow, StreamingETLFlow, FanOutFlow, ScheduledFlow]
+
+
+def test_histories_were_recorded_with_todays_workflow_code():
+    """Pinned flows are recorded again with every change of workflow code (a change that their
+    old histories happen to replay would still leave the suite testing yesterday's shapes)."""
+    recorded = STAMP.read_text().strip() if STAMP.exists() else "(none)"
+    assert recorded == workflow_code_digest(), (
+        "etl/workflows changed since tests/histories were recorded: run `python -m tests.record_histories` "
+        "(keep the auto-upgrade workflows' older histories: they must still replay)")
 
 
 def test_every_workflow_type_has_recorded_histories():

@@ -29,12 +29,26 @@ class EtlError(Exception):
     retryable: bool = False
 
 
+def stand_in(value: object) -> str:
+    """What a value is, when nothing it says of itself can be trusted: its type, and its size
+    for an integer. Never raises."""
+    try:
+        if isinstance(value, int):
+            return f"<{type(value).__name__} of {int.bit_length(value):,} bits>"
+        return f"<{type(value).__name__}>"
+    except Exception:  # noqa: BLE001 - a metaclass that refuses its own name
+        return "<object>"
+
+
 def shown(value: object, limit: int = 64) -> str:
     """A bad value as an error message quotes it: its repr, cut to `limit` characters, with its
     length when cut (a 100,000-character value must not fill a terminal or a log line)."""
     if isinstance(value, str) and len(value) > limit:
-        return f"{value[:limit]!r}... ({len(value):,} characters)"
-    text = repr(value)
+        return f"{str.__repr__(value[:limit])}... ({len(value):,} characters)"
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a hostile __repr__, an integer past Python's 4,300 digits, too deep
+        return stand_in(value)
     return text if len(text) <= limit + 2 else f"{text[:limit]}... ({len(text):,} characters)"
 
 

@@ -27,7 +27,6 @@ from typing import Any, Callable, Iterator
 from etl.core import discovery
 from etl.core.errors import DuplicateNameError, UnknownNameError
 
-
 #: The key that marks a record its source could not map (see `rejected`).
 REJECTED = "__etl_rejected__"
 
@@ -49,6 +48,11 @@ class Page:
 
     records: list[dict[str, Any]]
     cursor: str | None = None
+
+    @property
+    def is_last(self) -> bool:
+        """Nothing follows this page: a cursor of None would resume from the start."""
+        return self.cursor is None
 
 
 ExtractFn = Callable[..., Iterator[Page]]

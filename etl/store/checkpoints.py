@@ -11,7 +11,7 @@ workflow id, attempt). The ledger is what the rework and doubling figures are me
 a page committed twice is rework; rows counted as inserted but not in the table are doubling.
 
     with db:  load(page) + Checkpoints.save(cur, key, state, done) + Checkpoints.log(cur, ...)
-    retry:    Checkpoints(db).load(key) -> (state, done) or None
+    retry:    Checkpoints(db).load(key) -> Saved(state, done) or None
 """
 
 from __future__ import annotations
@@ -23,6 +23,15 @@ from typing import Any
 from psycopg2 import sql
 
 from etl.store.db import Database
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A unit's last committed resume point."""
+
+    state: dict[str, Any]
+    done: bool
+    """The unit read its source to the end."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ class Checkpoints:
                                                     "WHERE unit_key = %s").format(c=self.t.cursors), (unit_key,)),
                     what=f"marking {unit_key} done")
 
-    def load(self, unit_key: str) -> tuple[dict[str, Any], bool] | None:
+    def load(self, unit_key: str) -> Saved | None:
         """The unit's last committed state and whether it is done, or None when nothing committed."""
 
         def read(cur):
@@ -81,4 +90,4 @@ class Checkpoints:
             return cur.fetchone()
 
         row = self.db.run(read, what=f"reading the resume point of {unit_key}")
-        return (row[0], row[1]) if row else None
+        return Saved(row[0], row[1]) if row else None

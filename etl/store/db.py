@@ -17,23 +17,18 @@ through COPY; identifiers are quoted with `psycopg2.sql`.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import random
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import psycopg2
 import psycopg2.errors
-import psycopg2.extras
 import psycopg2.pool
 from psycopg2 import sql
 
-from etl.core.models import COLUMNS, Event
 from etl.core.settings import Settings
 from etl.store.schema import Tables
 
@@ -59,65 +54,6 @@ def connection_lost(exc: BaseException, conn=None) -> bool:
         return True
     code = getattr(exc, "pgcode", None)
     return code is None or code.startswith("08") or code in _LOST_STATES
-
-_COLUMN_LIST = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-
-
-def _reject_rows(rejects: Iterable[RejectRow]) -> list[tuple]:
-    return [(r.key, r.source, r.strategy, r.workflow_id, r.reason[:10_000], _json_for_reject(r.record))
-            for r in rejects]
-
-
-def _copy_text(value: str | None) -> str:
-    """`value` as one field of PostgreSQL's COPY text format (None is NULL)."""
-    if value is None:
-        return "\\N"
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-@dataclass(frozen=True)
-class RejectRow:
-    """A record that could not become an event, and why."""
-
-    key: str
-    """Unique per record and stable across retries, so recording it twice keeps one row."""
-    record: Any
-    reason: str
-    source: str | None = None
-    strategy: str | None = None
-    workflow_id: str | None = None
-
-
-def reject_key(strategy: str, record: Any) -> str:
-    """A key derived from the record itself: the same bad record, from any run or retry, is one row."""
-    import hashlib
-
-    try:
-        # Not repr(): for many objects it holds a memory address, which differs on every attempt.
-        text = json.dumps(record, sort_keys=True, ensure_ascii=True, default=lambda o: f"<{type(o).__name__}>")
-    except (TypeError, ValueError):
-        text = repr(record)
-    return f"{strategy}:{hashlib.sha256(text.encode('utf-8', 'backslashreplace')).hexdigest()[:40]}"
-
-
-#: A reject keeps its record whole up to this much JSON, a prefix beyond (jsonb holds 255 MB at most).
-MAX_REJECT_JSON_CHARS = 16 * 2**20
-
-
-def _json_for_reject(record: Any) -> str:
-    """The raw record as JSON PostgreSQL accepts; a stand-in that keeps its text when it has none."""
-    try:
-        text = json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
-        text.encode("utf-8")
-        if "\\u0000" not in text:
-            if len(text) <= MAX_REJECT_JSON_CHARS:
-                return text
-            return json.dumps({"truncated_record_json": text[:1_000_000], "record_json_chars": len(text)})
-    except (TypeError, ValueError, UnicodeEncodeError):
-        pass
-    shown = repr(record).replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
-    return json.dumps({"unstorable_record_repr": shown[:1_000_000]})
-
 
 class Database:
     """The events database. Get it with `Database.get(settings)`."""
@@ -283,105 +219,6 @@ class Database:
 
         self._run(create, "schema creation")
         self._schema_ready = True
-
-    # -- writes ------------------------------------------------------------
-
-    def insert_events_batch(self, events: Sequence[Event], *, loaded_by: str | None = None,
-                            then: Callable[[Any, int], None] | None = None) -> int:
-        """Insert events idempotently; returns how many rows were new.
-
-        First, inside a savepoint, one COPY straight into the events table: a page whose events
-        are all new (every page of a first run) costs PostgreSQL one write. If any event is
-        already there, or twice in the page, the COPY fails on the unique index, the savepoint
-        is rolled back, and the page goes the idempotent way: COPY into a temporary table, then
-        `INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING`. Either way it is one
-        transaction: duplicates are skipped, and a retry after a lost acknowledgement inserts
-        nothing twice. Each new row records `loaded_by` (the loading workflow id) and
-        `loaded_at` (the transaction's time). `then(cursor, inserted)` runs in the same
-        transaction, so what it writes (a resume cursor, a ledger row) commits with the rows or
-        not at all.
-        """
-        if not events:
-            if then is not None:
-                self.run(lambda cur: then(cur, 0), what="checkpoint of an empty page")
-            return 0
-        payload = "".join(event.copy_row() for event in events)
-
-        def load(cur) -> int:
-            inserted = self.copy_events(cur, payload, loaded_by)
-            if then is not None:
-                then(cur, inserted)
-            return inserted
-
-        return self.run(load, what=f"insert of {len(events)} events")
-
-    def copy_events(self, cur, payload: str | bytes, loaded_by: str | None) -> int:
-        """Insert the events of `payload` (`Event.copy_row` lines, as text or UTF-8) that are not in the
-        table yet, inside the caller's transaction; returns how many were new. See `insert_events_batch`."""
-        data = payload.encode("utf-8") if isinstance(payload, str) else payload
-        cur.execute("SAVEPOINT etl_direct_copy")
-        try:
-            # Every line ends in a newline that is a row's end (values' own are escaped), so
-            # one replace appends the `loaded_by` column to every row.
-            cur.copy_expert(
-                sql.SQL("COPY {events} ({cols}, loaded_by) FROM STDIN").format(events=self.tables.events,
-                                                                              cols=_COLUMN_LIST),
-                io.BytesIO(data.replace(b"\n", ("\t" + _copy_text(loaded_by) + "\n").encode("utf-8"))),
-            )
-            inserted = cur.rowcount
-            cur.execute("RELEASE SAVEPOINT etl_direct_copy")
-        except psycopg2.errors.UniqueViolation:
-            cur.execute("ROLLBACK TO SAVEPOINT etl_direct_copy")
-            inserted = self._insert_new(cur, data, loaded_by)
-        return inserted
-
-    def _insert_new(self, cur, data: bytes, loaded_by: str | None) -> int:
-        """The rows of `data` not yet in the table (by event_id), inserted; returns how many."""
-        cur.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS etl_load_buffer ON COMMIT DELETE ROWS "
-                "AS SELECT {cols} FROM {events} WITH NO DATA"
-            ).format(events=self.tables.events, cols=_COLUMN_LIST)
-        )
-        cur.copy_expert(
-            sql.SQL("COPY etl_load_buffer ({cols}) FROM STDIN").format(cols=_COLUMN_LIST),
-            io.BytesIO(data),
-        )
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO {events} ({cols}, loaded_by, loaded_at) SELECT {cols}, %s, now() "
-                "FROM etl_load_buffer ON CONFLICT (event_id) DO NOTHING"
-            ).format(events=self.tables.events, cols=_COLUMN_LIST),
-            (loaded_by,),
-        )
-        return cur.rowcount
-
-    def insert_rejects(self, rejects: Iterable[RejectRow]) -> int:
-        """Record rejects; a reject whose key is already recorded is skipped. Returns how many were new."""
-        rows = _reject_rows(rejects)
-        if not rows:
-            return 0
-        return self.run(lambda cur: self._write_rejects(cur, rows), what=f"insert of {len(rows)} rejects")
-
-    def write_rejects(self, cur, rejects: Iterable[RejectRow]) -> int:
-        """`insert_rejects` inside the caller's transaction."""
-        rows = _reject_rows(rejects)
-        return self._write_rejects(cur, rows) if rows else 0
-
-    def _write_rejects(self, cur, rows: list[tuple]) -> int:
-        # RETURNING, fetched over every page: `cur.rowcount` would count the last page of 500 only.
-        written = psycopg2.extras.execute_values(
-            cur,
-            sql.SQL(
-                "INSERT INTO {rejects} (reject_key, source, strategy, workflow_id, reason, record) "
-                "VALUES %s ON CONFLICT (reject_key) DO NOTHING RETURNING 1"
-            ).format(rejects=self.tables.rejects).as_string(cur),
-            rows,
-            template="(%s, %s, %s, %s, %s, %s::jsonb)",
-            page_size=500,
-            fetch=True,
-        )
-        return len(written)
 
     # -- reads and health ----------------------------------------------------
 

@@ -1,19 +1,18 @@
 """Claim checks for `ETLFlow`: batches wait in PostgreSQL between activities, so row data
 never travels through workflow history and any worker of the fleet can run any step.
 
-    extract   -> stage_raw_page(key, n, page)   a row per page in `events_raw_pages`: the page's
-                                              records as one text (`etl.activities.raw_pages`),
+    extract   -> put_page(cur, key, n, records)  a row per page in `events_raw_pages`: the
+                                              records as one text (`etl.store.page_format`),
                                               LZ4-compressed (`pack`)
     transform -> transform_raw(key, convert)  page by page, in one transaction: the events' COPY
                                               text, compressed, a row per page in `events_staged_batches`
-    load      -> load_staged(key)             that text COPY'd into `events` (new events; the
-                                              idempotent path when some are there: see
-                                              `Database.copy_events`), the staged rows and pages
-                                              dropped, the counts recorded in `events_loads`
+    load      -> load_staged(key)             that text COPY'd into `events` (`etl.store.events`),
+                                              the staged rows and pages dropped, the counts
+                                              recorded in `events_loads`
 
 A batch travels as a few compressed rows rather than a row an event: PostgreSQL parses it once,
 in the load, instead of once into a staging table and again out of it, and nothing per event is
-indexed, deleted or vacuumed in between. Rows staged as text by earlier versions are still read.
+indexed, deleted or vacuumed in between.
 
 Every step replaces what an earlier attempt of the same batch left, so retries are
 harmless; `load_staged` answers a repeated call from its ledger with the first counts.
@@ -38,7 +37,8 @@ from psycopg2 import sql
 
 from etl.store.checkpoints import Checkpoints, Commit
 from etl.store.db import Database
-
+from etl.store.events import Events
+from etl.store.page_format import decode_page, encode_page
 
 #: The most characters of COPY text in one staged row: PostgreSQL holds at most 1 GB a value, and
 #: the load holds one row's text a few times over while it COPYs it.
@@ -96,52 +96,35 @@ class Staging:
         self.t = db.tables
         self.checkpoints = Checkpoints(db)
 
-    def stage_raw_page(self, batch_key: str, page_no: int, page: bytes,
-                       progress: dict[str, Any] | None = None, done: bool = False,
-                       commit: Commit | None = None) -> None:
-        """Stage one extracted page (`page`: its records as one text, see `etl.activities.raw_pages`),
-        compressed, replacing what an earlier attempt left under the same number, with the
-        extract's resume point (`progress`, `done`) and its ledger row in the same transaction."""
-        packed = psycopg2.Binary(pack(page))
-
-        def write(cur) -> None:
-            lock_key(cur, batch_key)
-            cur.execute(sql.SQL("INSERT INTO {raw} (batch_key, page_no, records, packed) VALUES (%s, %s, '', %s) "
-                                "ON CONFLICT (batch_key, page_no) DO UPDATE SET records = '', packed = EXCLUDED.packed"
-                                ).format(raw=self.t.raw), (batch_key, page_no, packed))
-            if progress is not None:
-                self.checkpoints.save(cur, batch_key, progress, done)
-            if commit is not None:
-                self.checkpoints.log(cur, commit)
-
-        self.db.run(write, what=f"staging page {page_no} of batch {batch_key}")
-
-    def discard_raw(self, batch_key: str, from_page: int = 0) -> None:
-        """Drop the batch's staged pages from `from_page` on (those after a retry's last heartbeat)."""
-        self.db.run(lambda cur: cur.execute(
-            sql.SQL("DELETE FROM {raw} WHERE batch_key = %s AND page_no >= %s").format(raw=self.t.raw),
-            (batch_key, from_page)), what=f"discarding pages of batch {batch_key}")
+    def put_page(self, cur, batch_key: str, page_no: int, records: list[Any]) -> tuple[int, list[tuple[Any, str]]]:
+        """Stage one extracted page inside the caller's transaction (with its resume point),
+        compressed, replacing what an earlier attempt left under the same number. Returns how
+        many records it holds, and those it cannot hold, each with its reason (for the rejects)."""
+        page, staged, unstorable = encode_page(records)
+        lock_key(cur, batch_key)
+        cur.execute(sql.SQL("INSERT INTO {raw} (batch_key, page_no, records, packed) VALUES (%s, %s, '', %s) "
+                            "ON CONFLICT (batch_key, page_no) DO UPDATE SET packed = EXCLUDED.packed"
+                            ).format(raw=self.t.raw), (batch_key, page_no, psycopg2.Binary(pack(page))))
+        return staged, unstorable
 
     def raw_page_count(self, batch_key: str) -> int:
         """How many pages of the batch are staged."""
         return self.db.scalar(sql.SQL("SELECT count(*) FROM {raw} WHERE batch_key = %s").format(raw=self.t.raw),
                               (batch_key,))
 
-    def _raw_pages(self, cur, batch_key: str) -> Iterator[bytes]:
-        """The batch's staged pages in order, one in memory at a time."""
+    def _raw_pages(self, cur, batch_key: str) -> Iterator[list[Any]]:
+        """The records of the batch's staged pages, a page at a time, in order."""
         cur.execute(sql.SQL("SELECT page_no FROM {raw} WHERE batch_key = %s ORDER BY page_no").format(
             raw=self.t.raw), (batch_key,))
         for (page_no,) in cur.fetchall():
-            cur.execute(sql.SQL("SELECT packed, records FROM {raw} WHERE batch_key = %s AND page_no = %s").format(
+            cur.execute(sql.SQL("SELECT packed FROM {raw} WHERE batch_key = %s AND page_no = %s").format(
                 raw=self.t.raw), (batch_key, page_no))
-            packed, text = cur.fetchone()
-            # Pages staged by versions before compression: JSON lines as text.
-            yield unpack(packed) if packed is not None else b"L" + text.encode()
+            yield decode_page(unpack(cur.fetchone()[0]))
 
     def transform_raw(self, batch_key: str, expected: int | None,
-                      convert: Callable[[Any, bytes], tuple[int, list[str]]]) -> tuple[int, int] | None:
-        """Turn the batch's staged pages into staged events, a page at a time: `convert(cursor, page)`
-        gives the page's record count and its events' COPY rows (and may write in the transaction,
+                      convert: Callable[[Any, list[Any]], list[str]]) -> tuple[int, int] | None:
+        """Turn the batch's staged pages into staged events, a page at a time: `convert(cursor, records)`
+        gives the page's events' COPY rows (and may write in the transaction,
         through `cursor`: the page's rejects); the rows are staged compressed, replacing
         what an earlier attempt staged. All in one transaction under the batch's lock, so an
         overlapping attempt waits and a failure stages nothing. Returns (records, rows), or None
@@ -160,8 +143,8 @@ class Staging:
             records = rows = pages = part = 0
             for page in self._raw_pages(cur, batch_key):
                 pages += 1
-                count, copy_rows = convert(cur, page)
-                records += count
+                copy_rows = convert(cur, page)
+                records += len(page)
                 rows += len(copy_rows)
                 for n, payload in _parts(copy_rows):
                     if n or not part:  # an empty page adds no part, but a batch always has one
@@ -198,13 +181,12 @@ class Staging:
             if staged != expected:
                 raise StagedBatchMissing(f"batch {batch_key}: {staged} rows staged, {expected} expected")
             inserted = 0
+            events = Events(self.db)
             for part, rows in parts:  # one part in memory at a time
                 if rows:
-                    cur.execute(sql.SQL("SELECT packed, payload FROM {batches} WHERE batch_key = %s AND part = %s"
+                    cur.execute(sql.SQL("SELECT packed FROM {batches} WHERE batch_key = %s AND part = %s"
                                         ).format(batches=self.t.staged_batches), (batch_key, part))
-                    packed, payload = cur.fetchone()
-                    # Text: staged by a version before compression.
-                    inserted += self.db.copy_events(cur, unpack(packed) if packed is not None else payload, loaded_by)
+                    inserted += events.copy(cur, unpack(cur.fetchone()[0]), loaded_by)
             cur.execute(sql.SQL("DELETE FROM {batches} WHERE batch_key = %s").format(batches=self.t.staged_batches),
                         (batch_key,))
             cur.execute(sql.SQL("DELETE FROM {raw} WHERE batch_key = %s").format(raw=self.t.raw), (batch_key,))
@@ -219,8 +201,6 @@ class Staging:
     def _keyed(self) -> tuple[tuple[sql.Identifier, str, str], ...]:
         """(table, key column, time column) of everything a flow keeps while it runs."""
         return ((self.t.raw, "batch_key", "created_at"), (self.t.staged_batches, "batch_key", "created_at"),
-                # Earlier versions' staged events: swept like the rest while their flows end.
-                (self.t.staged, "batch_key", "created_at"),
                 (self.t.cursors, "unit_key", "updated_at"), (self.t.loads, "batch_key", "loaded_at"))
 
     def forget(self, flow_key: str) -> int:

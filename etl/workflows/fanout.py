@@ -16,7 +16,11 @@ from dataclasses import replace
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, VersioningBehavior
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    VersioningBehavior,
+)
 from temporalio.exceptions import ChildWorkflowError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -77,8 +81,7 @@ class FanOutFlow:
         queue = list(inp.flows)
         running: list[asyncio.Task] = []
         continuing = False
-        meter = HistoryMeter()
-        meter.start()
+        meter = _FanOutMeter()
         while queue or running:
             while queue and len(running) < max(1, inp.concurrency) and not continuing:
                 running.append(asyncio.create_task(self._run_child(inp, queue.pop(0))))
@@ -134,3 +137,18 @@ class FanOutFlow:
             duration_s=round((workflow.now() - datetime.fromisoformat(started_at)).total_seconds(), 3),
             runs=inp.runs,
         )
+
+
+class _FanOutMeter(HistoryMeter):
+    """FanOutFlow auto-upgrades, so it replays histories of earlier builds: runs recorded before
+    the meter (no `history-meter` marker) keep deciding by the history length they were recorded with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counted = workflow.patched("history-meter")
+
+    def over(self, history_budget: int) -> bool:
+        if self.counted:
+            return super().over(history_budget)
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > history_budget

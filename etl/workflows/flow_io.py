@@ -1,13 +1,70 @@
 """Every dataclass that crosses a workflow or activity boundary.
 
-One dataclass in, one out. New fields get defaults so old histories still decode.
-None of them carries row data: only names, arguments, ids, cursors and counts.
+One dataclass in, one out, with named fields. None of them carries row data: only names,
+arguments, ids, cursors and counts. The flows are pinned (a flow finishes on the build it
+started on), so a field may change freely between builds; new fields still get defaults, so
+a flow's own continue-as-new input and a hand-written start (the launchers) decode.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+
+@dataclass
+class Counts:
+    """What happened to the records of a flow, a part, a chunk or a batch. Every record read is
+    rejected or reaches the load: `extracted = rejected + loaded + duplicates_skipped`."""
+
+    extracted: int = 0
+    rejected: int = 0
+    loaded: int = 0
+    """Rows the load inserted."""
+    duplicates_skipped: int = 0
+    """Events whose event_id was in the table already."""
+
+    def add(self, other: "Counts") -> None:
+        """Add `other`'s counts to these, in place."""
+        for f in fields(Counts):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def minus(self, other: "Counts") -> "Counts":
+        """These counts less `other`'s: what a step added to a total it started from."""
+        return Counts(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(Counts)})
+
+    def only(self) -> "Counts":
+        """The counts alone (of a subclass such as `FlowSummary`)."""
+        return Counts(**{f.name: getattr(self, f.name) for f in fields(Counts)})
+
+
+@dataclass
+class Part:
+    """A disjoint part of a flow's query (an ETLFlow part, a StreamingETLFlow chunk) and how far it got."""
+
+    index: int
+    args: dict[str, Any]
+    cursor: str | None = None
+    """The committed cursor the next page is read after (None: from the start)."""
+    done: bool = False
+    """Read to its last page."""
+    pages: int = 0
+    counts: Counts = field(default_factory=Counts)
+
+
+@dataclass
+class ChunkState(Part):
+    """A StreamingETLFlow chunk: a part, plus what its last activity call reported."""
+
+    resumed: bool = False
+    """True when the last call resumed from a committed page of an earlier attempt."""
+    resumed_from: str | None = None
+    """The cursor the last activity call started from."""
+    held_s: float = 0.0
+    """Seconds this chunk paused for memory backpressure."""
+    held_note: str = ""
+    peak_rss_mib: float = 0.0
+    """The highest RSS of the worker(s) that ran this chunk."""
 
 
 @dataclass
@@ -15,19 +72,17 @@ class FlowState:
     """What a flow has done so far; carried across continue-as-new."""
 
     flow_key: str = ""
-    """Unique per flow execution chain; prefixes every staged batch and reject key."""
+    """Unique per flow execution chain; prefixes every staged batch, resume point and reject key."""
     started_at: str = ""
-    cursor: str | None = None
-    done: bool = False
+    counts: Counts = field(default_factory=Counts)
     batches: int = 0
-    extracted: int = 0
-    rejected: int = 0
-    loaded: int = 0
-    duplicates_skipped: int = 0
+    """ETLFlow: batches started. StreamingETLFlow: pages committed."""
     runs: int = 1
     """How many runs (continue-as-new generations) this flow has used."""
-    chunks: list["ChunkState"] = field(default_factory=list)
-    """StreamingETLFlow: the chunks and where each stands."""
+    parts: list[Part] = field(default_factory=list)
+    """ETLFlow: the query's parts and where each stands."""
+    chunks: list[ChunkState] = field(default_factory=list)
+    """StreamingETLFlow: the query's chunks and where each stands."""
     chunk_calls: int = 0
     """StreamingETLFlow: chunk activity calls completed (a chunk takes one call per `pages_per_call` pages)."""
 
@@ -67,17 +122,13 @@ class ETLFlowInput:
 
 
 @dataclass
-class FlowSummary:
+class FlowSummary(Counts):
     """The result of a flow, as the UI shows it."""
 
-    workflow_id: str
-    strategy: str
-    extracted: int
-    rejected: int
-    loaded: int
-    duplicates_skipped: int
-    batches: int
-    duration_s: float
+    workflow_id: str = ""
+    strategy: str = ""
+    batches: int = 0
+    duration_s: float = 0.0
     runs: int = 1
     status: str = "completed"
     backpressure_s: float = 0.0
@@ -85,30 +136,28 @@ class FlowSummary:
 
 
 @dataclass
-class FlowProgress:
+class FlowProgress(Counts):
     """The answer to the `progress` query."""
 
-    stage: str
-    extracted: int
-    rejected: int
-    loaded: int
-    duplicates_skipped: int
-    batches: int
-    done: bool
+    stage: str = ""
+    batches: int = 0
+    done: bool = False
     expected: int | None = None
     """Total records when the source says (e.g. synthetic `count`), for progress bars."""
     chunks_running: int = 0
-    """StreamingETLFlow: chunk activity calls running now."""
+    """Parts' batches (ETLFlow) or chunk calls (StreamingETLFlow) running now."""
     chunks_done: int = 0
-    """Chunks read to their end (a chunk is done only after its last page, however many calls it took)."""
+    """Parts or chunks read to their end (however many calls it took)."""
     chunks_total: int = 0
     chunk_calls: int = 0
     """Chunk activity calls completed so far (each runs up to `pages_per_call` pages)."""
     pages: int = 0
-    """Pages committed so far (StreamingETLFlow: extracted, transformed and loaded)."""
+    """Pages committed so far."""
     backpressure: str = ""
     """Set while a worker is holding back for memory: which worker, its RSS and threshold."""
 
+
+# -- ETLFlow's activities -------------------------------------------------------------------------
 
 @dataclass
 class ExtractBatchInput:
@@ -124,25 +173,12 @@ class ExtractBatchInput:
 @dataclass
 class ExtractBatchResult:
     batch_key: str
-    extracted: int
-    """Records read from the source, including those that could not be staged."""
+    counts: Counts
+    """`extracted`: records read; `rejected`: those that could not even be staged."""
     staged: int
     """Records staged for transform."""
-    rejected: int
-    """Records that could not even be stored as JSON (recorded as rejects)."""
     next_cursor: str | None
     done: bool
-
-
-@dataclass
-class ExtractProgress:
-    """What an extract attempt heartbeats after each staged page; a retry resumes from it."""
-
-    cursor: str | None = None
-    pages: int = 0
-    extracted: int = 0
-    staged: int = 0
-    rejected: int = 0
 
 
 @dataclass
@@ -153,6 +189,7 @@ class BatchRef:
     query_type: str
     strategy: str
     expected: int = 0
+    """Records (transform) or events (load) the batch must still hold: fewer means its staging was lost."""
 
 
 @dataclass
@@ -170,40 +207,6 @@ class LoadResult:
 
 
 @dataclass
-class ChunkState:
-    """One chunk of a streaming flow: a sub-query and how far it got."""
-
-    index: int
-    args: dict[str, Any]
-    cursor: str | None = None
-    done: bool = False
-    extracted: int = 0
-    rejected: int = 0
-    loaded: int = 0
-    duplicates_skipped: int = 0
-    pages: int = 0
-    resumed: bool = False
-    """True when the last activity call started from a heartbeat (after a retry)."""
-    resumed_from: str | None = None
-    """The cursor the last activity call started from."""
-    held_s: float = 0.0
-    """Seconds this chunk paused for memory backpressure."""
-    held_note: str = ""
-    peak_rss_mib: float = 0.0
-    """The highest RSS of the worker(s) that ran this chunk."""
-
-
-@dataclass
-class ChunkInput:
-    flow_key: str
-    query_type: str
-    strategy: str
-    chunk: ChunkState
-    max_pages: int = 0
-    """Stop after this many pages (0: run to the end) so one activity stays short."""
-
-
-@dataclass
 class SplitInput:
     query_type: str
     strategy: str
@@ -214,3 +217,15 @@ class SplitInput:
 @dataclass
 class SplitResult:
     chunk_args: list[dict[str, Any]]
+
+
+# -- StreamingETLFlow's activities ----------------------------------------------------------------
+
+@dataclass
+class ChunkInput:
+    flow_key: str
+    query_type: str
+    strategy: str
+    chunk: ChunkState
+    max_pages: int = 0
+    """Stop after this many pages (0: run to the end) so one activity stays short."""

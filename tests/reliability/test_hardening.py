@@ -18,10 +18,12 @@ from etl.core.errors import ConfigError
 from etl.core.models import Event
 from etl.core.settings import PROJECT_ROOT, Settings, settings_from_env
 from etl.devstack.servers import free_port
-from etl.store.db import Database, RejectRow
+from etl.store.db import Database
+from etl.store.events import Events
+from etl.store.rejects import RejectRow, Rejects
 from etl.store.schema import Tables
 from etl.store.staging import Staging
-from tests.staged import stage_events
+from tests.staged import stage_events, stage_page
 from tests.workers import WorkerProcess
 
 BAD_IDENTIFIERS = [
@@ -70,12 +72,12 @@ def test_every_value_reaches_postgres_as_data(db, case):
                     parent_item_id=v, event_type=v, relation_type=v, event_properties={v: v}, metrics={"n": n})
               for n, v in enumerate(values)]
     # The streaming path (COPY into a temporary table) and the batch path (staging, then load).
-    assert db.insert_events_batch(events[:5]) == 5
+    assert Events(db).insert(events[:5]) == 5
     staging = Staging(db)
     batch_key = f"flow '%_ {canary}/b0"
     stage_events(staging, batch_key, events[5:])
     assert staging.load_staged(batch_key, len(events) - 5).inserted == len(events) - 5
-    db.insert_rejects([RejectRow(key=v, record={"raw": v}, reason=v, source=v, strategy=v, workflow_id=v)
+    Rejects(db).write([RejectRow(key=v, record={"raw": v}, reason=v, source=v, strategy=v, workflow_id=v)
                        for v in values])
 
     rows = db.run(lambda cur: (cur.execute(sql.SQL(
@@ -96,7 +98,7 @@ def test_cleanup_of_one_flow_never_touches_another(db):
     """`forget` matches batch keys with LIKE: a flow key holding `%` or `_` must match only itself."""
     staging = Staging(db)
     for key in ("flow%/run/b0", "flowX/run/b0", "flow_/run/b0", "flowY/run/b0"):
-        staging.stage_raw_page(key, 0, b'A[{"x": 1}]')
+        stage_page(staging, key, 0, [{"x": 1}])
     staging.forget("flow%/run")
     staging.forget("flow_/run")
     left = db.run(lambda cur: (cur.execute(sql.SQL("SELECT DISTINCT batch_key FROM {}").format(db.tables.raw)),

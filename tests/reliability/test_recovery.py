@@ -28,14 +28,14 @@ from temporalio.testing import ActivityEnvironment
 
 from etl.activities.backpressure import MemoryAwareSlotSupplier, MemoryGuard
 from etl.activities.batch import ETLActivities
-from etl.activities.heartbeat import Heartbeater
-from etl.activities.raw_pages import decode_page
+from etl.activities.pages import Heartbeater
 from etl.activities.streaming import StreamingActivities
 from etl.core import extract
 from etl.core.extract import Page
 from etl.core.models import transform
 from etl.core.settings import settings_from_env
-from etl.store.db import Database, RejectRow
+from etl.store.db import Database
+from etl.store.rejects import RejectRow, Rejects
 from etl.store.staging import Staging
 from etl.workflows.flow_io import (
     BatchRef,
@@ -56,7 +56,7 @@ ARGS = {"count": PAGE * PAGES, "seed": 4242, "page_size": PAGE}
 
 def staged_records(db: Database, batch_key: str) -> int:
     """How many raw records of the batch are staged."""
-    return sum(len(decode_page(page)) for page in staged_pages(Staging(db), batch_key))
+    return sum(len(page) for page in staged_pages(Staging(db), batch_key))
 
 
 class Crash(Exception):
@@ -114,11 +114,11 @@ def test_a_chunk_resumes_after_its_last_committed_page_whatever_the_heartbeats(d
     chunk = attempt(acts.process_chunk, inp, 2)  # no heartbeat details: they were lost with the worker
 
     assert faulty_source["pages_read"] == PAGES, f"{faulty_source['pages_read'] - PAGES} pages read again"
-    assert chunk.duplicates_skipped == 0, f"the retry loaded {chunk.duplicates_skipped} committed records again"
-    assert chunk.done and chunk.pages == PAGES and chunk.loaded == PAGE * PAGES
+    assert chunk.counts.duplicates_skipped == 0, f"the retry loaded {chunk.counts.duplicates_skipped} committed records again"
+    assert chunk.done and chunk.pages == PAGES and chunk.counts.loaded == PAGE * PAGES
     figures = ledger_figures(db)
     assert chunk.resumed and chunk.resumed_from == str(crash_after * PAGE)
-    assert figures["rework_records"] == 0 and chunk.duplicates_skipped == 0, (
+    assert figures["rework_records"] == 0 and chunk.counts.duplicates_skipped == 0, (
         f"the retry redid {figures['rework_pages']} committed pages ({figures['rework_records']} records)")
     assert figures["ledger_rows_vs_table"] == 0
 
@@ -136,7 +136,7 @@ def test_a_batch_extract_resumes_after_its_last_staged_page_whatever_the_heartbe
 
     assert faulty_source["pages_read"] == PAGES, f"{faulty_source['pages_read'] - PAGES} pages read again"
     assert staged_records(db, inp.batch_key) == PAGE * PAGES
-    assert result.done and result.extracted == PAGE * PAGES and result.staged == PAGE * PAGES
+    assert result.done and result.counts.extracted == PAGE * PAGES and result.staged == PAGE * PAGES
     figures = ledger_figures(db)
     assert figures["rework_records"] == 0, f"the retry staged {figures['rework_pages']} pages again"
     assert staged_records(db, inp.batch_key) == PAGE * PAGES
@@ -151,7 +151,7 @@ def test_a_crash_after_the_last_page_does_not_read_the_chunk_again(db, settings,
     assert last[0].cursor is None  # what the old retry took for "from the start"
     chunk = attempt(acts.process_chunk, inp, 2, details=(dataclasses.asdict(last[0]),))
 
-    assert chunk.done and chunk.pages == PAGES and chunk.duplicates_skipped == 0
+    assert chunk.done and chunk.pages == PAGES and chunk.counts.duplicates_skipped == 0
     assert ledger_figures(db)["rework_records"] == 0
 
 
@@ -163,7 +163,7 @@ def test_a_crash_after_the_last_page_does_not_extract_the_batch_again(db, settin
     attempt(acts.extract_batch, inp, 1, beats=beats)
     result = attempt(acts.extract_batch, inp, 2, details=(dataclasses.asdict(beats[-1][0]),))
 
-    assert result.done and result.extracted == PAGE * PAGES
+    assert result.done and result.counts.extracted == PAGE * PAGES
     assert staged_records(db, inp.batch_key) == PAGE * PAGES, "the batch was staged twice"
     assert ledger_figures(db)["rework_records"] == 0
 
@@ -178,16 +178,16 @@ def test_a_transform_whose_connection_drops_mid_batch_counts_each_reject_once(db
                                                               args, None, batch_size=PAGE * PAGES), 1)
     bad = PAGE * PAGES - len(expected_event_ids(SyntheticQuery(**args)))
     written = []
-    original = ETLActivities._rejects
+    original = Rejects.record
 
-    def drops_once(self, strategy, items, cur=None):
-        count = original(self, strategy, items, cur)
+    def drops_once(self, strategy, items, workflow_id, cur=None):
+        count = original(self, strategy, items, workflow_id, cur)
         written.append(len(items))
         if len(written) == 3:  # the third page's rejects: the server ends this connection
             cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
         return count
 
-    monkeypatch.setattr(ETLActivities, "_rejects", drops_once)
+    monkeypatch.setattr(Rejects, "record", drops_once)
     replaced = db.connections_replaced
     result = attempt(acts.transform_batch, BatchRef(f"{key}/b0", "synthetic", "synthetic-events",
                                                     expected=extracted.staged), 1)
@@ -344,15 +344,15 @@ async def test_a_cancelled_slot_reservation_gives_its_slot_back():
 
 def test_insert_rejects_counts_every_row_it_wrote(db):
     rows = [RejectRow(key=f"k{i}", record={"i": i}, reason="test") for i in range(1_234)]
-    assert db.insert_rejects(rows) == 1_234
-    assert db.insert_rejects(rows) == 0
+    assert Rejects(db).write(rows) == 1_234
+    assert Rejects(db).write(rows) == 0
 
 
 def test_an_attempt_that_outlived_its_timeout_cannot_move_a_resume_point_back(db):
-    from etl.store.checkpoints import Checkpoints
+    from etl.store.checkpoints import Checkpoints, Saved
 
     checkpoints = Checkpoints(db)
     key = f"{flow_key()}/c0"
     db.run(lambda cur: checkpoints.save(cur, key, {"cursor": "5000", "pages": 10}))
     db.run(lambda cur: checkpoints.save(cur, key, {"cursor": "2500", "pages": 5}))  # the stalled first attempt
-    assert checkpoints.load(key) == ({"cursor": "5000", "pages": 10}, False)
+    assert checkpoints.load(key) == Saved({"cursor": "5000", "pages": 10}, done=False)

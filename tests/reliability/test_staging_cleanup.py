@@ -24,10 +24,12 @@ from etl.core.errors import SourceError
 from etl.core.extract import Page
 from etl.core.models import transform
 from etl.store.db import Database
+from etl.store.events import Events
 from etl.store.staging import Staging
 from sources.synthetic.flows.events import record
 from sources.synthetic.query import SyntheticQuery
 from tests.reliability.checks import ledger_figures, staging_left
+from tests.staged import stage_page
 
 
 @pytest.fixture
@@ -123,10 +125,10 @@ async def test_the_sweep_keeps_running_flows_and_removes_what_passed_retention(c
 
     staging = Staging(db)
     running = f"not-a-flow/{'0' * 8}-0000-0000-0000-{'0' * 12}"
-    staging.stage_raw_page(f"{running}/b0", 0, b'A[{"x": 1}]')
+    stage_page(staging, f"{running}/b0", 0, [{"x": 1}])
     assert await sweep_once(client, staging, retention_s=3600, grace_s=3600) == 0  # too young to judge
     assert await sweep_once(client, staging, retention_s=3600, grace_s=0) == 1  # no such run: gone
-    staging.stage_raw_page(f"{running}/b1", 0, b'A[{"x": 1}]')
+    stage_page(staging, f"{running}/b1", 0, [{"x": 1}])
     db.run(lambda cur: cur.execute(sql.SQL("UPDATE {} SET created_at = now() - interval '2 hours'").format(
         db.tables.raw)))
     assert await sweep_once(client, staging, retention_s=3600, grace_s=3600) == 1  # past retention
@@ -153,7 +155,7 @@ def test_tables_made_before_provenance_get_its_columns(settings):
     try:
         db._run(lambda cur: cur.execute(old.format(db.tables.events)), "an old events table")
         events, _ = transform(record(95, 0.0, i) for i in range(10))
-        assert db.insert_events_batch(events, loaded_by="wf-old") == 10
+        assert Events(db).insert(events, loaded_by="wf-old") == 10
         assert db.scalar(sql.SQL("SELECT count(*) FROM {} WHERE loaded_by = 'wf-old' AND loaded_at IS NOT NULL")
                          .format(db.tables.events)) == 10
     finally:
@@ -169,7 +171,7 @@ def broken_load(db: Database, unit_key: str, events) -> None:
     ids = [e.event_id for e in events]
     db.run(lambda cur: cur.execute(sql.SQL("DELETE FROM {} WHERE event_id = ANY(%s)").format(db.tables.events),
                                    (ids,)))
-    db.insert_events_batch(events, then=lambda cur, n: checkpoints.log(cur, Commit(unit_key, "page", len(events),
+    Events(db).insert(events, then=lambda cur, n: checkpoints.log(cur, Commit(unit_key, "page", len(events),
                                                                                   n, 0)))
 
 
@@ -178,7 +180,7 @@ def test_the_doubling_check_catches_a_load_the_unique_constraint_hides(db):
 
     events, _ = transform(record(96, 0.0, i) for i in range(200))
     checkpoints = Checkpoints(db)
-    db.insert_events_batch(events, then=lambda cur, n: checkpoints.log(cur, Commit("good/c0", "page", 200, n, 0)))
+    Events(db).insert(events, then=lambda cur, n: checkpoints.log(cur, Commit("good/c0", "page", 200, n, 0)))
     assert ledger_figures(db)["ledger_rows_vs_table"] == 0  # a correct load balances
 
     broken_load(db, "broken/c0", events)  # run again, as a retry would: every row counted again
