@@ -213,3 +213,25 @@ async def test_schedule_create_refuses_what_would_break_the_window_chain(setting
 
     window = await run_main_in_thread(schedule, base + ["--window-args", "count,seed"], env, monkeypatch)
     assert window.returncode == 2 and "'count' is not one" in window.stderr
+
+
+async def test_a_failed_run_is_described_with_the_window_it_covered(
+        flow_runner, client, settings, task_queue, broken_strategy, monkeypatch):
+    env = script_env(settings, task_queue)
+    schedule = load_script("schedule").main
+    schedule_id = f"sched-fail-{task_queue}"
+    since = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(microsecond=0)
+
+    created = await run_main_in_thread(schedule, [
+        "create", schedule_id, "--strategy", broken_strategy, "--interval", "1h", "--since", since.isoformat(),
+        "--paused", "--task-queue", task_queue], env, monkeypatch)
+    assert created.returncode == 0, created.stderr
+    assert (await run_main_in_thread(schedule, ["trigger", schedule_id], env, monkeypatch)).returncode == 0
+
+    [run] = await completed_runs(client, schedule_id, 1, statuses=("failed",))
+    start, end = run["window"]
+    assert datetime.fromisoformat(start) == since < datetime.fromisoformat(end)
+    described = await run_main_in_thread(schedule, ["describe", schedule_id], env, monkeypatch)
+    line = next(l for l in described.stdout.splitlines() if run["workflow_id"] in l)
+    assert line.startswith(f"  {run['workflow_id']}  failed     window {start} .. {end}  "), described.stdout
+    await client.get_schedule_handle(schedule_id).delete()
