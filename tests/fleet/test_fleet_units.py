@@ -10,11 +10,13 @@ import pytest
 
 from etl.core.errors import ConfigError
 from etl.core.settings import Settings
+from etl.launch.fanout import FanOutPlan, child_of
 from etl.launch.flow_file import FlowFileError, load_flow_file, plan_all
+from etl.launch.plan import plan_flow
 from etl.launch.report import as_json, failures, launch_note, summary_table
 from etl.launch.schedules import draft_schedule, parse_interval, parse_overlap
 from etl.launch.teams import team_flow_specs
-from etl.workflows.fleet_io import ChildOutcome
+from etl.workflows.fleet_io import ChildOutcome, FanOutInput
 from etl.workflows.flow_io import FlowSummary
 from etl.workflows.windows import detect_window_args, windowed_args
 from sources.launchpad.query import LaunchpadQuery
@@ -80,6 +82,23 @@ def test_a_schedule_flow_file_with_window_arguments_names_the_file_flow_and_key(
     assert str(caught.value) == (f"{path}, flow 2 (launchpad-bugs): launchpad.data_date_start: leave it out (it is "
                                  "'2024-01-01'): the schedule sets data_date_start and data_date_end to each run's "
                                  "window")
+
+
+def test_a_fanout_carries_the_source_and_strategy_its_flows_share():
+    settings = Settings()
+    bugs, questions = (plan_flow(settings, f"launchpad-{flow}", {"member": "alice", "data_date_start": "2024-01-01",
+                                                                 "data_date_end": "2024-02-01"})
+                       for flow in ("bugs", "questions"))
+    synthetic = plan_flow(settings, "synthetic-events", {"count": 5})
+
+    def attributes(*plans) -> dict:
+        plan = FanOutPlan("fanout-x", "etl", FanOutInput([child_of(p) for p in plans]))
+        return {pair.key.name: pair.value for pair in plan.search_attributes()
+                if pair.key.name in ("EtlSource", "EtlStrategy")}
+
+    assert attributes(bugs) == {"EtlSource": "launchpad", "EtlStrategy": "launchpad-bugs"}
+    assert attributes(bugs, questions) == {"EtlSource": "launchpad"}  # a keyword holds one strategy
+    assert attributes(bugs, synthetic) == {}
 
 
 def test_date_windows_floor_to_days_so_each_day_is_fetched_once():
