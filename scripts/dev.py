@@ -33,7 +33,7 @@ import sys
 
 from etl.core.errors import EtlError
 from etl.core.settings import load_settings
-from etl.devstack.local import DevStack
+from etl.devstack.local import WORKER_KINDS, DevStack
 
 
 def export_line(settings) -> str:
@@ -91,6 +91,44 @@ def workers_count(text: str) -> int:
     return count
 
 
+def start(stack: DevStack, command: str, workers: int | None) -> None:
+    """`up` and `restart`: start what is missing (after draining every worker, for `restart`), then
+    print the addresses, each worker with its /healthz, and warnings about outdated workers."""
+    from etl.runtime.versioning import worker_env
+
+    # Every worker is a version of WORKER_DEPLOYMENT_NAME; new code gets a new build id
+    # (deploy it with scripts/deploy.py rollout, which keeps running flows on their version).
+    version = worker_env(stack.settings)
+    if command == "restart":
+        stopping = stack.workers()
+        if workers is None:
+            workers = max(1, *(sum(1 for w in stopping if w.kind == kind) for kind in WORKER_KINDS))
+        print(f"draining {len(stopping)} worker{'s' if len(stopping) != 1 else ''} (SIGTERM: running "
+              "activities finish or are handed back)...", flush=True)
+        stack.stop_workers()
+        older = sorted({w.build_id for w in stopping if w.build_id and w.build_id != version["WORKER_BUILD_ID"]})
+        if older:
+            print(f"note: the new workers are build {version['WORKER_BUILD_ID']}; flows pinned to build "
+                  f"{', '.join(older)} wait for workers of it (python scripts/deploy.py status)", file=sys.stderr)
+    drained = stack.up(workers=workers, env=version)
+    if drained:
+        print(f"drained {_names(drained)}: --workers {workers} keeps {workers} of each kind")
+    info = stack.status()
+    print(f"Temporal:    {info['temporal_address']}")
+    print(f"Temporal UI: {info['ui_url']}")
+    print(f"PostgreSQL:  {info['database_url']}")
+    if info["workers"]:
+        print(f"Workers:     {info['workers']} running (logs in {stack.workers_dir}):")
+        for w in info["worker_list"]:
+            print(f"  {w['name']:20} pid {w['pid']:<8} {w['healthz'] or '-':38} {w['health']}")
+        print(f"Version:     {version['WORKER_DEPLOYMENT_NAME']}:{version['WORKER_BUILD_ID']} "
+              "(python scripts/deploy.py status)")
+    print("For the `temporal` CLI (it reads TEMPORAL_ADDRESS, not TEMPORAL_HOST):")
+    print(f"  {export_line(stack.settings)}")
+    for line in outdated_lines(stack, version["WORKER_BUILD_ID"]):
+        print(line, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,36 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = DevStack(load_settings())
         if args.command in ("up", "restart"):
-            from etl.runtime.versioning import worker_env
-
-            # Every worker is a version of WORKER_DEPLOYMENT_NAME; new code gets a new build id
-            # (deploy it with scripts/deploy.py rollout, which keeps running flows on their version).
-            version = worker_env(stack.settings)
-            workers = args.workers
-            if args.command == "restart":
-                running = stack.live_workers()
-                workers = workers if workers is not None else max(1, *(len(n) for n in running.values()))
-                stopped = stack.worker_pids()
-                print(f"draining {len(stopped)} worker{'s' if len(stopped) != 1 else ''} (SIGTERM: running "
-                      "activities finish or are handed back)...", flush=True)
-                stack.stop_workers()
-            drained = stack.up(workers=workers, env=version)
-            if drained:
-                print(f"drained {_names(drained)}: --workers {workers} keeps {workers} of each kind")
-            info = stack.status()
-            print(f"Temporal:    {info['temporal_address']}")
-            print(f"Temporal UI: {info['ui_url']}")
-            print(f"PostgreSQL:  {info['database_url']}")
-            if info["workers"]:
-                print(f"Workers:     {info['workers']} running (logs in {stack.workers_dir}):")
-                for w in info["worker_list"]:
-                    print(f"  {w['name']:20} pid {w['pid']:<8} {w['healthz'] or '-':38} {w['health']}")
-                print(f"Version:     {version['WORKER_DEPLOYMENT_NAME']}:{version['WORKER_BUILD_ID']} "
-                      "(python scripts/deploy.py status)")
-            print("For the `temporal` CLI (it reads TEMPORAL_ADDRESS, not TEMPORAL_HOST):")
-            print(f"  {export_line(stack.settings)}")
-            for line in outdated_lines(stack, version["WORKER_BUILD_ID"]):
-                print(line, file=sys.stderr)
+            start(stack, args.command, args.workers)
         elif args.command == "down":
             stack.down()
             print(f"stopped; data kept in {stack.state}")

@@ -210,13 +210,15 @@ class LocalWorkers:
     def scale_workers(self, count: int, env: dict[str, str] | None = None,
                       timeout: float = 70) -> tuple[list[WorkerProcess], list[WorkerProcess]]:
         """Make exactly `count` workers of each kind run: start the missing ones, drain (SIGTERM)
-        the extra ones, highest numbers first. Returns (started, stopped)."""
+        the extra ones: those of another build than `env`'s first, then the highest numbers.
+        Returns (started, stopped)."""
         if count < 0:
             raise StackError(f"--workers {count}: give how many workers of each kind to keep running, 0 or more")
+        build = (env or {}).get("WORKER_BUILD_ID", "")
         extra = []
         for kind in WORKER_KINDS:
             mine = [w for w in self.workers() if w.kind == kind]
-            extra += sorted(mine, key=lambda w: w.number)[count:]
+            extra += sorted(mine, key=lambda w: (w.build_id != build, w.number))[count:]
         if extra:
             terminate([w.pid for w in extra], timeout)
             for worker in extra:
