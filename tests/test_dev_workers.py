@@ -99,3 +99,15 @@ def test_a_settings_fingerprint_changes_with_env_file_and_holds_no_value(tmp_pat
     dotenv.write_text("DB_PASSWORD=hunter2-secret\nWORKER_CONCURRENCY=6\n")
     after = settings_fingerprint(load_settings(dotenv))
     assert after != before and "hunter2" not in before + after
+
+
+def test_dev_up_says_which_worker_died_at_start_and_why(tmp_path):
+    env = dev_ports(tmp_path) | {"HEALTH_HOST": "192.0.2.1"}  # an address of no interface here: no worker can bind
+    try:
+        up = run(["scripts/dev.py", "up", "--workers", "1"], env)
+    finally:
+        run(["scripts/dev.py", "down"], env)
+    assert up.returncode == 2 and "Workers:" not in up.stdout
+    for name in ("etl_worker-0", "streaming_worker-0"):
+        assert re.search(rf"worker {name} exited at start: error: cannot serve /healthz on 192\.0\.2\.1:\d+: .*"
+                         rf"\(log: \S+/workers/{name}\.log\)", up.stderr), up.stderr
