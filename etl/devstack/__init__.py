@@ -2,4 +2,5 @@
 
     servers.py  `EmbeddedPostgres`, `TemporalDevServer`, ports, `private_stack()` for tests and the benchmark
     local.py    `DevStack`: what `scripts/dev.py up/down/status` manages under `.etl/`
+    local_workers.py  the stack's worker processes: started, scaled, restarted, each with its /healthz
 """
