@@ -68,8 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def team_specs(opts: argparse.Namespace, settings) -> list:
     from etl.core.errors import ConfigError
-    from etl.core.extract import ExtractStrategy
-    from etl.launch.teams import group_query_type, team_flow_specs
+    from etl.launch.teams import group_query_type, source_strategies, team_flow_specs
 
     date_from = opts.date_from or (settings.from_date.isoformat() if settings.from_date else None)
     date_to = opts.date_to or (settings.to_date.isoformat() if settings.to_date else None)
@@ -78,11 +77,10 @@ def team_specs(opts: argparse.Namespace, settings) -> list:
                           "a date (YYYY-MM-DD) with --team, or FROM_DATE and TO_DATE in the settings")
     if opts.strategies:
         strategies = [s.strip() for s in opts.strategies.split(",") if s.strip()]
+        qcls = group_query_type(strategies)
     else:
-        strategies = [s.name for s in ExtractStrategy.all() if s.query_type == opts.source]
-        if not strategies:
-            raise ConfigError("--source", opts.source, "a source with registered strategies")
-    qcls = group_query_type(strategies)
+        strategies = source_strategies(opts.source)
+        qcls = group_query_type(strategies, "--source", opts.source)
     from etl.launch.cli import parse_pairs
 
     extra = parse_pairs(opts.arg)

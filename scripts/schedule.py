@@ -77,7 +77,7 @@ def draft(settings, opts):
     return draft_schedule(settings, opts.id, specs, cron=opts.cron, interval=opts.interval, since=opts.since,
                           window_args=opts.window_args, overlap=opts.overlap, streaming=opts.streaming,
                           concurrency=opts.concurrency, task_queue=opts.task_queue, paused=opts.paused,
-                          note=opts.note)
+                          note=opts.note, source=opts.flows)
 
 
 async def create(client, plan) -> int:

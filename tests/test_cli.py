@@ -46,6 +46,18 @@ def test_run_flow_refuses_bad_input_before_starting_anything(args, message):
     assert message in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize("source, message", [
+    ("github", "--source='github' is not valid: expected a source whose query names a member and a window, so that "
+               "a team expands into members; 'github' queries do not. Sources that take --team: launchpad"),
+    ("launchpd", "unknown source 'launchpd'; the known ones are: github, launchpad, "),
+])
+def test_run_queue_team_errors_name_the_source_the_user_gave(source, message):
+    result = run(["scripts/run_queue.py", "--team", "core", "--source", source, "--from", "2024-01-01",
+                  "--to", "2024-02-01"], NOWHERE, timeout=30)
+    assert result.returncode == 2
+    assert message in result.stderr and "--strategies" not in result.stderr
+
+
 def test_run_flow_list_shows_every_strategy_with_its_fields():
     result = run(["scripts/run_flow.py", "--list"], NOWHERE, timeout=30)
     assert result.returncode == 0

@@ -101,13 +101,17 @@ class QueryError(EtlError):
 
 
 class FlowFileError(EtlError):
-    """A flow file cannot be read, or one of its flows is not valid."""
+    """A flow file cannot be read, or flows of it are not valid: one error names the file, the
+    flow's position (and strategy) and the key; `problems` holds each when there are several."""
 
-    def __init__(self, path, message: str, index: int | None = None):
+    def __init__(self, path, message: str, index: int | None = None, *, strategy: str | None = None,
+                 problems: list[FlowFileError] | None = None):
         self.path = str(path)
         self.index = index
+        self.strategy = strategy
+        self.problems = problems or []
         where = f"{self.path}, flow {index + 1}" if index is not None else self.path
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}{f' ({strategy})' if strategy else ''}: {message}")
 
 
 class SourceError(EtlError):

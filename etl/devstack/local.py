@@ -4,7 +4,8 @@
     .etl/temporal.db        Temporal's SQLite store: workflows survive restarts
     .etl/temporal.pid/.log  the dev server's process id and log
     .etl/workers/           `<kind>-<n>.pid` and `.log` of workers started with `up --workers N`
-                            (`.log.1`: the log of the previous worker with that number)
+                            (`.log.1`: the log of the previous worker with that number; see
+                            `etl.devstack.local_workers`)
 
 "Ours" means started from this state directory: the process in our pid file (or PostgreSQL's
 `postmaster.pid`) is the one listening. Whatever else answers on a configured port (another
@@ -14,12 +15,6 @@ checkout's `dev.py up`, a test's private stack) is reported with its process, an
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,19 +22,14 @@ from pathlib import Path
 import psutil
 
 from etl.core.errors import StackError
-from etl.core.settings import PROJECT_ROOT, Settings
+from etl.core.settings import Settings
+from etl.devstack.local_workers import WORKER_KINDS, LocalWorkers, terminate  # noqa: F401 - terminate: version_workers
 from etl.devstack.servers import (
     EmbeddedPostgres,
     TemporalDevServer,
     _pid_alive,
     port_answers,
 )
-
-WORKER_KINDS = ("etl_worker", "streaming_worker")
-
-#: Set in the environment of every worker `up` starts: the state directory they belong to, so
-#: `status` and `down` find them even if a pid file went missing.
-WORKER_MARK = "ETL_DEVSTACK_STATE_DIR"
 
 
 @dataclass
@@ -102,7 +92,7 @@ def _listens(pid: int, port: int) -> bool | None:
 
 
 @dataclass
-class DevStack:
+class DevStack(LocalWorkers):
     settings: Settings
 
     @property
@@ -120,16 +110,25 @@ class DevStack:
                                  self.settings.temporal_ui_port, namespace=self.settings.temporal_namespace,
                                  log_file=self.state / "temporal.log", pid_file=self.state / "temporal.pid")
 
-    def up(self, workers: int = 0, env: dict[str, str] | None = None) -> None:
-        """Start what is not running (reusing what is) and wait until both answer; `env` goes to
-        the workers (dev.py: their deployment name and build id)."""
+    def up(self, workers: int | None = None, env: dict[str, str] | None = None) -> list:
+        """Start what is not running (reusing what is) and wait until both answer. With `workers`,
+        exactly that many of each kind run afterwards (extra ones drained), each new one healthy
+        or a `StackError` saying which is not and why; `env` goes to the new workers (dev.py: their
+        deployment name and build id). Returns the workers it drained."""
+        if workers is not None and workers < 0:
+            raise StackError(f"--workers {workers}: give how many workers of each kind to keep running, 0 or more")
         self.state.mkdir(parents=True, exist_ok=True)
         self._refuse_foreign(self.postgres_owner(), "PostgreSQL", "DB_PORT")
         self.postgres.start()
         self._refuse_foreign(self.temporal_owner(), "the Temporal server", "TEMPORAL_HOST")
         self.temporal.start()
-        if workers:
-            self.start_workers(workers, env)
+        if workers is None:
+            return []
+        started, stopped = self.scale_workers(workers, env)
+        problems = self.wait_started(started)
+        if problems:
+            raise StackError("; ".join(f"worker {name} {why}" for name, why in problems.items()))
+        return stopped
 
     def _refuse_foreign(self, owner: PortOwner, what: str, setting: str) -> None:
         if owner.listening and not owner.ours:
@@ -181,7 +180,7 @@ class DevStack:
         `temporal_ok` / `postgres_ok`: the server on the configured port answers (whoever started
         it); `temporal_ours` / `postgres_ours`: it is the one this state directory started."""
         temporal, postgres = self.temporal_owner(), self.postgres_owner()
-        workers = self.live_workers()
+        workers = self.workers()
         return {
             "temporal_address": self.settings.temporal_host,
             "ui_url": self.settings.ui_url,
@@ -192,90 +191,11 @@ class DevStack:
             "postgres_ours": postgres.ours,
             "temporal": asdict(temporal) | {"summary": temporal.describe()},
             "postgres": asdict(postgres) | {"summary": postgres.describe()},
-            "workers": sum(len(w) for w in workers.values()),
-            "workers_by_kind": {kind: len(w) for kind, w in workers.items()},
+            "workers": len(workers),
+            "workers_by_kind": {kind: sum(1 for w in workers if w.kind == kind) for kind in WORKER_KINDS},
+            "worker_list": [w.as_dict() | {"health": w.health()} for w in workers],
             "state_dir": str(self.state),
         }
-
-    # -- local worker fleet ----------------------------------------------------
-
-    @property
-    def workers_dir(self) -> Path:
-        return self.state / "workers"
-
-    def live_workers(self) -> dict[str, dict[int, int]]:
-        """`{kind: {number: pid}}` of this stack's live workers. Pid files of dead workers are
-        removed; a live worker whose pid file is missing is found by its environment mark."""
-        found: dict[str, dict[int, int]] = {kind: {} for kind in WORKER_KINDS}
-        known: set[int] = set()
-        for kind in WORKER_KINDS:
-            for pidfile in self.workers_dir.glob(f"{kind}-*.pid"):
-                number = pidfile.stem.rsplit("-", 1)[1]
-                try:
-                    pid = int(pidfile.read_text())
-                except (OSError, ValueError):
-                    pid = 0
-                if number.isdigit() and _pid_alive(pid, f"workers.{kind}"):
-                    found[kind][int(number)] = pid
-                    known.add(pid)
-                else:
-                    pidfile.unlink(missing_ok=True)
-        for pid, kind in self._marked_workers():
-            if pid not in known:  # lost its pid file: give it one again, at a free number
-                number = next(n for n in itertools.count() if n not in found[kind])
-                found[kind][number] = pid
-                self._write_pid(kind, number, pid)
-        return found
-
-    def _marked_workers(self) -> list[tuple[int, str]]:
-        mine = str(self.state)
-        marked = []
-        for proc in psutil.process_iter(["pid", "cmdline"]):
-            cmdline = proc.info.get("cmdline") or []
-            kind = next((k for k in WORKER_KINDS if f"workers.{k}" in cmdline), None)
-            if kind is None:
-                continue
-            try:
-                if proc.environ().get(WORKER_MARK) == mine and proc.status() != psutil.STATUS_ZOMBIE:
-                    marked.append((proc.pid, kind))
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return marked
-
-    def worker_pids(self) -> list[int]:
-        return sorted(pid for workers in self.live_workers().values() for pid in workers.values())
-
-    def _write_pid(self, kind: str, number: int, pid: int) -> None:
-        target = self.workers_dir / f"{kind}-{number}.pid"
-        partial = target.with_suffix(".pid.tmp")
-        partial.write_text(str(pid))
-        partial.replace(target)
-
-    def start_workers(self, count: int, env: dict[str, str] | None = None) -> None:
-        """Make `count` batch and `count` streaming workers run beside the stack: live ones are
-        kept, and new ones take the lowest numbers no live worker holds (never a live one's pid
-        file). Each new worker writes a fresh log; the previous log of that number becomes `.log.1`."""
-        self.workers_dir.mkdir(parents=True, exist_ok=True)
-        live = self.live_workers()
-        env = dict(os.environ, **(env or {}), **{WORKER_MARK: str(self.state)})
-        for kind in WORKER_KINDS:
-            taken = live[kind]
-            free = (n for n in itertools.count() if n not in taken)
-            for _ in range(count - len(taken)):
-                number = next(free)
-                log_path = self.workers_dir / f"{kind}-{number}.log"
-                if log_path.exists():
-                    log_path.replace(log_path.with_name(log_path.name + ".1"))
-                with open(log_path, "wb") as log:
-                    proc = subprocess.Popen([sys.executable, "-m", f"workers.{kind}"], cwd=PROJECT_ROOT, env=env,
-                                            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-                self._write_pid(kind, number, proc.pid)
-                taken[number] = proc.pid
-
-    def stop_workers(self, timeout: float = 70) -> None:
-        terminate(self.worker_pids(), timeout)
-        for pidfile in self.workers_dir.glob("*.pid"):
-            pidfile.unlink(missing_ok=True)
 
 
 async def _temporal_serving(settings: Settings) -> bool:
@@ -288,24 +208,3 @@ async def _temporal_serving(settings: Settings) -> bool:
         return bool(await client.service_client.check_health(timeout=timedelta(seconds=3)))
     except Exception:  # noqa: BLE001 - refused, not gRPC, TLS mismatch...: it does not answer as Temporal
         return False
-
-
-def terminate(pids: list[int], timeout: float = 70) -> None:
-    """SIGTERM `pids` (each worker finishes or hands back what it runs), then SIGKILL what is left
-    after `timeout` seconds."""
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        try:
-            psutil.Process(pid).wait(max(0.1, deadline - time.monotonic()))
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.TimeoutExpired:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass

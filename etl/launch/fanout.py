@@ -63,6 +63,7 @@ class FanOutPlan:
         return TypedSearchAttributes([
             SearchAttributePair(sa.ETL_FLOW_KIND, "fanout"),
             SearchAttributePair(sa.ETL_QUERY, f"{plural(memo['flows'], 'flow')}: {', '.join(memo['strategies'])}"[:2000]),
+            *sa.shared_by(self.input.flows),
         ])
 
 

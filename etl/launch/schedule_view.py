@@ -94,18 +94,22 @@ def pause_note(created_note: str | None, action: str, why: str | None) -> str | 
 async def _run_outcome(client: Client, workflow_id: str) -> dict[str, Any]:
     handle = client.get_workflow_handle(workflow_id, result_type=ScheduledRun)
     try:
-        status = (await handle.describe()).status
+        description = await handle.describe()
     except RPCError as exc:
         return {"status": "unknown", "error": str(exc)}
+    status = description.status
     if status == WorkflowExecutionStatus.COMPLETED:
         run: ScheduledRun = await handle.result()
         # No fan-out means every flow's window was empty (e.g. a date window inside one day): nothing ran.
         return {"status": "completed" if run.fanout else "skipped", "window": [run.window_start, run.window_end],
                 "loaded": run.fanout.loaded if run.fanout else 0, "skipped_flows": len(run.skipped)}
+    # A run that has no result yet, or never will, keeps its window in its memo ("start..end").
+    window = (await description.memo()).get("window")
+    shown = {"window": window.split("..", 1)} if isinstance(window, str) and ".." in window else {}
     if status == WorkflowExecutionStatus.RUNNING:
-        return {"status": "running"}
+        return {"status": "running", **shown}
     try:
         await handle.result()
     except Exception as exc:  # noqa: BLE001 - the failure is what we came to show
-        return {"status": status.name.lower() if status else "failed", "error": root_message(exc)}
-    return {"status": status.name.lower() if status else "unknown"}
+        return {"status": status.name.lower() if status else "failed", **shown, "error": root_message(exc)}
+    return {"status": status.name.lower() if status else "unknown", **shown}

@@ -30,12 +30,13 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from etl.core.errors import ConfigError
+from etl.core.errors import ConfigError, EtlError, FlowFileError, QueryError, shown
 from etl.core.extract import ExtractStrategy
 from etl.core.query import QueryFactory
 from etl.core.settings import Settings
 from etl.core.times import parse_time
 from etl.launch.fanout import child_of
+from etl.launch.flow_file import all_at_once
 from etl.launch.plan import plan_flow
 from etl.workflows import search_attributes as sa
 from etl.workflows.fleet_io import ChildFlow, ScheduledFlowInput
@@ -98,7 +99,9 @@ def scheduled_child(settings: Settings, strategy: str, args: dict, *, since: dat
         start_arg, end_arg, granularity = window
         taken = [a for a in (start_arg, end_arg) if a in args]
         if taken:
-            raise ConfigError(f"--arg {taken[0]}", args[taken[0]], "nothing: the schedule sets it to each run's window")
+            raise QueryError(ExtractStrategy.create(strategy).query_type, taken[0],
+                             f"leave it out (it is {shown(str(args[taken[0]]))}): the schedule sets "
+                             f"{start_arg} and {end_arg} to each run's window")
         end = since + timedelta(days=1)
         sample[start_arg] = since.date().isoformat() if granularity == "date" else since.isoformat()
         sample[end_arg] = end.date().isoformat() if granularity == "date" else end.isoformat()
@@ -178,9 +181,11 @@ class ScheduleDraft:
 def draft_schedule(settings: Settings, schedule_id: str, specs: list, *, cron: str | None = None,
                    interval: str | None = None, since: str | None = None, window_args: str | None = None,
                    overlap: str = "skip", streaming: bool = False, concurrency: int = 8,
-                   task_queue: str | None = None, paused: bool = False, note: str | None = None) -> ScheduleDraft:
+                   task_queue: str | None = None, paused: bool = False, note: str | None = None,
+                   source: str | None = None) -> ScheduleDraft:
     """Validate everything a schedule needs (each flow planned with a sample window) before any call
-    to Temporal; `ConfigError`, `QueryError` or `UnknownNameError` name the bad value."""
+    to Temporal; `ConfigError`, `QueryError` or `UnknownNameError` name the bad value. With `source`
+    (the flow file `specs` came from), every bad flow is named at once in a `FlowFileError`."""
     if not schedule_id or any(ch.isspace() for ch in schedule_id):
         raise ConfigError("ID", schedule_id, "a schedule name without spaces, e.g. lp-team-daily")
     if concurrency < 1:
@@ -197,9 +202,18 @@ def draft_schedule(settings: Settings, schedule_id: str, specs: list, *, cron: s
         if len(parts) != 2 or not all(parts):
             raise ConfigError("--window-args", window_args, "two argument names, START,END")
         pair = (parts[0], parts[1])
-    children = [scheduled_child(settings, s.strategy, s.args, since=start, task_queue=task_queue,
-                                streaming=s.streaming if s.streaming is not None else streaming, window_args=pair)
-                for s in specs]
+    children, problems = [], []
+    for i, s in enumerate(specs):
+        try:
+            children.append(scheduled_child(settings, s.strategy, s.args, since=start, task_queue=task_queue,
+                                            streaming=s.streaming if s.streaming is not None else streaming,
+                                            window_args=pair))
+        except EtlError as exc:
+            if source is None:  # one flow from the command line: its error names the argument
+                raise
+            problems.append(FlowFileError(source, str(exc), i, strategy=s.strategy))
+    if problems:
+        raise all_at_once(source, problems)
     schedule = build_schedule(schedule_id, children, since=start, task_queue=task_queue or settings.task_queue,
                               cron=cron, interval=every, concurrency=concurrency, overlap=policy,
                               paused=paused, note=note)

@@ -79,6 +79,8 @@ class FanOutFlow:
         self._outcomes = list(inp.outcomes)
         self._total = len(inp.outcomes) + len(inp.flows)
         queue = list(inp.flows)
+        if workflow.patched("fanout-source-strategy-attributes"):
+            self._mark_source_and_strategy(inp)
         running: list[asyncio.Task] = []
         continuing = False
         meter = _FanOutMeter()
@@ -101,6 +103,18 @@ class FanOutFlow:
             workflow.continue_as_new(replace(inp, flows=queue, outcomes=self._outcomes,
                                              started_at=started_at, runs=inp.runs + 1))
         return self._summary(inp, started_at)
+
+    @staticmethod
+    def _mark_source_and_strategy(inp: FanOutInput) -> None:
+        """Give a fresh fan-out started without them (a scheduled run's) the `EtlSource` and
+        `EtlStrategy` its children share. A later run of it (continue-as-new, a retry) has them
+        already, from its first run or from the launcher, which knows every child."""
+        info = workflow.info().typed_search_attributes
+        if inp.outcomes or info.get(sa.ETL_SOURCE) is not None or info.get(sa.ETL_STRATEGY) is not None:
+            return
+        shared = sa.shared_by(inp.flows)
+        if shared:
+            workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in shared])
 
     async def _run_child(self, inp: FanOutInput, child: ChildFlow) -> ChildOutcome:
         child_id = child_workflow_id(workflow.info().workflow_id, child.key)

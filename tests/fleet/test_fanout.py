@@ -7,9 +7,16 @@ import asyncio
 import signal
 import sys
 
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.worker import Replayer
+
 from etl.core.settings import PROJECT_ROOT
 from etl.launch.fanout import FanOutPlan, child_of, submit_fanout
 from etl.launch.plan import plan_flow
+from etl.runtime.history import histories
+from etl.workflows import search_attributes as sa
+from etl.workflows.batch import ETLFlow
+from etl.workflows.fanout import FanOutFlow
 from etl.workflows.fleet_io import FanOutInput, FanOutSummary
 from sources.synthetic.flows.events import expected_event_ids
 from sources.synthetic.query import SyntheticQuery
@@ -33,6 +40,8 @@ async def test_durable_launch_survives_killing_the_launcher(flow_runner, client,
     assert launcher.returncode == -signal.SIGKILL
 
     summary: FanOutSummary = await client.get_workflow_handle(fanout_id, result_type=FanOutSummary).result()
+    attrs = (await client.get_workflow_handle(fanout_id).describe()).typed_search_attributes
+    assert (attrs.get(sa.ETL_SOURCE), attrs.get(sa.ETL_STRATEGY)) == ("synthetic", "synthetic-events")
 
     expected = [expected_event_ids(SyntheticQuery(**f["args"])) for f in flows]
     assert summary.completed == 6 and summary.failed == 0
@@ -81,3 +90,20 @@ async def test_fanout_records_a_failed_child_continues_as_new_and_retries_only_t
     # Each child that completed ran once; the failed one ran twice.
     assert sorted(runs) == sorted([c.workflow_id for c in summary.children] + [failed[0].workflow_id])
     assert db.count_events() == retried.loaded == summary.loaded + len(expected_event_ids(SyntheticQuery(count=5, seed=9)))
+
+
+async def test_a_fanout_started_without_source_and_strategy_takes_those_its_children_share(
+        flow_runner, client, settings, task_queue):
+    """As a scheduled run starts its fan-out: only `EtlFlowKind` given; the fan-out marks itself."""
+    plans = [plan_flow(settings, "synthetic-events", {"count": 50, "seed": 420 + i}, task_queue=task_queue)
+             for i in range(2)]
+    handle = await client.start_workflow(
+        "FanOutFlow", FanOutInput([child_of(p) for p in plans]), id=f"fanout-bare-{task_queue}",
+        task_queue=task_queue, result_type=FanOutSummary,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.ETL_FLOW_KIND, "fanout")]))
+    assert (await handle.result()).completed == 2
+    attrs = (await handle.describe()).typed_search_attributes
+    assert (attrs.get(sa.ETL_SOURCE), attrs.get(sa.ETL_STRATEGY)) == ("synthetic", "synthetic-events")
+    # The new command is behind `workflow.patched`: a fresh history replays (recorded ones: test_replay).
+    for history in await histories(client, handle.id):
+        await Replayer(workflows=[FanOutFlow, ETLFlow]).replay_workflow(history)

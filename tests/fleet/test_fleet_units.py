@@ -10,11 +10,13 @@ import pytest
 
 from etl.core.errors import ConfigError
 from etl.core.settings import Settings
+from etl.launch.fanout import FanOutPlan, child_of
 from etl.launch.flow_file import FlowFileError, load_flow_file, plan_all
+from etl.launch.plan import plan_flow
 from etl.launch.report import as_json, failures, launch_note, summary_table
-from etl.launch.schedules import parse_interval, parse_overlap
+from etl.launch.schedules import draft_schedule, parse_interval, parse_overlap
 from etl.launch.teams import team_flow_specs
-from etl.workflows.fleet_io import ChildOutcome
+from etl.workflows.fleet_io import ChildOutcome, FanOutInput
 from etl.workflows.flow_io import FlowSummary
 from etl.workflows.windows import detect_window_args, windowed_args
 from sources.launchpad.query import LaunchpadQuery
@@ -25,10 +27,10 @@ UTC = timezone.utc
 
 @pytest.mark.parametrize("text, message", [
     ("[]", "must be a non-empty list of flows"),
-    ('[{"strategy": "synthetic-events", "argz": {}}]', "flow 1: unknown key 'argz'"),
+    ('[{"strategy": "synthetic-events", "argz": {}}]', "flow 1 \\(synthetic-events\\): unknown key 'argz'"),
     ('[{"args": {}}]', "flow 1: needs `strategy`"),
-    ('[{"strategy": "synthetic-events", "args": [1]}]', "flow 1: `args` must be a mapping"),
-    ('[{"strategy": "synthetic-events", "streaming": "yes"}]', "flow 1: `streaming` must be true or false"),
+    ('[{"strategy": "synthetic-events", "args": [1]}]', "flow 1 \\(synthetic-events\\): `args` must be a mapping"),
+    ('[{"strategy": "synthetic-events", "streaming": "yes"}]', "flow 1 \\(synthetic-events\\): `streaming` must be true or false"),
     ("{not json", "is not valid JSON"),
 ])
 def test_flow_file_errors_say_what_and_where(tmp_path, text, message):
@@ -43,11 +45,60 @@ def test_flow_file_yaml_and_planning_errors_name_the_flow(tmp_path):
     path.write_text("- {strategy: synthetic-events, args: {count: 5}}\n"
                     "- {strategy: synthetic-events, args: {count: 5, seed: 0}}\n")
     specs = load_flow_file(path)
-    with pytest.raises(FlowFileError, match=r"flow 2: is the same flow as flow 1 \(workflow id synthetic-events-"):
+    with pytest.raises(FlowFileError, match=r"flow 2 \(synthetic-events\): is the same flow as flow 1 \(workflow id synthetic-events-"):
         plan_all(Settings(), specs, source=str(path))
     path.write_text("- {strategy: synthetic-events, args: {bad_rate: 2}}\n")
-    with pytest.raises(FlowFileError, match=r"flow 1: synthetic.bad_rate: 2.0 is outside 0..1"):
+    with pytest.raises(FlowFileError, match=r"flow 1 \(synthetic-events\): synthetic.bad_rate: 2.0 is outside 0..1"):
         plan_all(Settings(), load_flow_file(path), source=str(path))
+
+
+def test_every_bad_flow_of_a_file_is_named_at_once_with_its_key(tmp_path):
+    """A bad date is the query's to report (with the flow and key), not the YAML parser's (with neither)."""
+    path = tmp_path / "flows.yaml"
+    path.write_text("- {strategy: launchpad-bugs, args: {member: alice, data_date_start: 2024-13-01, "
+                    "data_date_end: 2024-02-01}}\n"
+                    "- {strategy: synthetic-events, args: {count: 5}}\n"
+                    "- {strategy: synthetic-events, args: {count: many}}\n")
+    with pytest.raises(FlowFileError) as caught:
+        plan_all(Settings(), load_flow_file(path), source=str(path))
+    assert str(caught.value).splitlines() == [
+        f"{path}: 2 problems; fix them all, then run again:",
+        f"  {path}, flow 1 (launchpad-bugs): launchpad.data_date_start: '2024-13-01' is not a date as YYYY-MM-DD",
+        f"  {path}, flow 3 (synthetic-events): synthetic.count: 'many' is not a whole number"]
+    assert [p.index for p in caught.value.problems] == [0, 2]
+
+    path.write_text('[{"strategy": "synthetic-events", "argz": {}}, {"args": {}}]')
+    with pytest.raises(FlowFileError, match=r"2 problems.*\n.*flow 1 \(synthetic-events\): unknown key 'argz'.*\n"
+                                            r".*flow 2: needs `strategy`"):
+        load_flow_file(path)
+
+
+def test_a_schedule_flow_file_with_window_arguments_names_the_file_flow_and_key(tmp_path):
+    path = tmp_path / "team.yaml"
+    path.write_text("- {strategy: synthetic-events, args: {count: 5}}\n"
+                    "- {strategy: launchpad-bugs, args: {member: alice, data_date_start: 2024-01-01}}\n")
+    with pytest.raises(FlowFileError) as caught:
+        draft_schedule(Settings(), "lp-daily", load_flow_file(path), interval="1h", source=str(path))
+    assert str(caught.value) == (f"{path}, flow 2 (launchpad-bugs): launchpad.data_date_start: leave it out (it is "
+                                 "'2024-01-01'): the schedule sets data_date_start and data_date_end to each run's "
+                                 "window")
+
+
+def test_a_fanout_carries_the_source_and_strategy_its_flows_share():
+    settings = Settings()
+    bugs, questions = (plan_flow(settings, f"launchpad-{flow}", {"member": "alice", "data_date_start": "2024-01-01",
+                                                                 "data_date_end": "2024-02-01"})
+                       for flow in ("bugs", "questions"))
+    synthetic = plan_flow(settings, "synthetic-events", {"count": 5})
+
+    def attributes(*plans) -> dict:
+        plan = FanOutPlan("fanout-x", "etl", FanOutInput([child_of(p) for p in plans]))
+        return {pair.key.name: pair.value for pair in plan.search_attributes()
+                if pair.key.name in ("EtlSource", "EtlStrategy")}
+
+    assert attributes(bugs) == {"EtlSource": "launchpad", "EtlStrategy": "launchpad-bugs"}
+    assert attributes(bugs, questions) == {"EtlSource": "launchpad"}  # a keyword holds one strategy
+    assert attributes(bugs, synthetic) == {}
 
 
 def test_date_windows_floor_to_days_so_each_day_is_fetched_once():

@@ -86,6 +86,18 @@ async def listed(env, schedule_id: str, present: bool) -> bool:
     return False
 
 
+async def create_and_trigger(strategy: str, schedule_id: str, since: datetime, env: dict, task_queue: str,
+                             monkeypatch) -> None:
+    """Create a paused hourly schedule of `strategy` whose first window starts at `since`, and run it once."""
+    schedule = load_script("schedule").main
+    created = await run_main_in_thread(schedule, [
+        "create", schedule_id, "--strategy", strategy, "--interval", "1h", "--since", since.isoformat(),
+        "--paused", "--task-queue", task_queue], env, monkeypatch)
+    assert created.returncode == 0, created.stderr
+    triggered = await run_main_in_thread(schedule, ["trigger", schedule_id], env, monkeypatch)
+    assert triggered.returncode == 0, triggered.stderr
+
+
 async def test_interval_schedule_runs_consecutive_windows(flow_runner, client, db, settings, task_queue,
                                                            window_source, monkeypatch):
     env = script_env(settings, task_queue)
@@ -157,12 +169,7 @@ async def test_a_run_whose_windows_are_all_empty_is_described_as_skipped(
     schedule_id = f"sched-skip-{task_queue}"
     tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).replace(microsecond=0)  # every window is empty
 
-    created = await run_main_in_thread(schedule, [
-        "create", schedule_id, "--strategy", window_source, "--interval", "1h", "--since", tomorrow.isoformat(),
-        "--paused", "--task-queue", task_queue], env, monkeypatch)
-    assert created.returncode == 0, created.stderr
-    triggered = await run_main_in_thread(schedule, ["trigger", schedule_id], env, monkeypatch)
-    assert triggered.returncode == 0, triggered.stderr
+    await create_and_trigger(window_source, schedule_id, tomorrow, env, task_queue, monkeypatch)
 
     [run] = await completed_runs(client, schedule_id, 1, statuses=("completed", "skipped"))
     assert run["status"] == "skipped" and run["skipped_flows"] == 1 and run["loaded"] == 0
@@ -213,3 +220,21 @@ async def test_schedule_create_refuses_what_would_break_the_window_chain(setting
 
     window = await run_main_in_thread(schedule, base + ["--window-args", "count,seed"], env, monkeypatch)
     assert window.returncode == 2 and "'count' is not one" in window.stderr
+
+
+async def test_a_failed_run_is_described_with_the_window_it_covered(
+        flow_runner, client, settings, task_queue, broken_strategy, monkeypatch):
+    env = script_env(settings, task_queue)
+    schedule = load_script("schedule").main
+    schedule_id = f"sched-fail-{task_queue}"
+    since = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(microsecond=0)
+
+    await create_and_trigger(broken_strategy, schedule_id, since, env, task_queue, monkeypatch)
+
+    [run] = await completed_runs(client, schedule_id, 1, statuses=("failed",))
+    start, end = run["window"]
+    assert datetime.fromisoformat(start) == since < datetime.fromisoformat(end)
+    described = await run_main_in_thread(schedule, ["describe", schedule_id], env, monkeypatch)
+    line = next(l for l in described.stdout.splitlines() if run["workflow_id"] in l)
+    assert line.startswith(f"  {run['workflow_id']}  failed     window {start} .. {end}  "), described.stdout
+    await client.get_schedule_handle(schedule_id).delete()
