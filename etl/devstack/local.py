@@ -251,17 +251,23 @@ class DevStack:
         partial.write_text(str(pid))
         partial.replace(target)
 
-    def start_workers(self, count: int, env: dict[str, str] | None = None) -> None:
-        """Make `count` batch and `count` streaming workers run beside the stack: live ones are
-        kept, and new ones take the lowest numbers no live worker holds (never a live one's pid
-        file). Each new worker writes a fresh log; the previous log of that number becomes `.log.1`."""
+    def start_workers(self, count: int, env: dict[str, str] | None = None) -> dict[str, int]:
+        """Make `count` batch and `count` streaming workers of `env`'s version (its WORKER_BUILD_ID)
+        run beside the stack, counting each kind apart and only the live workers of that version;
+        returns how many of each kind it started. New ones take the lowest numbers no live worker
+        holds (never a live one's pid file). Each new worker writes a fresh log; the previous log of
+        that number becomes `.log.1`."""
         self.workers_dir.mkdir(parents=True, exist_ok=True)
         live = self.live_workers()
+        build_id = (env or {}).get("WORKER_BUILD_ID")
         env = dict(os.environ, **(env or {}), **{WORKER_MARK: str(self.state)})
+        started = {}
         for kind in WORKER_KINDS:
             taken = live[kind]
+            mine = [pid for pid in taken.values() if build_id is None or worker_build_id(pid) == build_id]
             free = (n for n in itertools.count() if n not in taken)
-            for _ in range(count - len(taken)):
+            started[kind] = max(0, count - len(mine))
+            for _ in range(started[kind]):
                 number = next(free)
                 log_path = self.workers_dir / f"{kind}-{number}.log"
                 if log_path.exists():
@@ -271,11 +277,21 @@ class DevStack:
                                             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
                 self._write_pid(kind, number, proc.pid)
                 taken[number] = proc.pid
+        return started
 
     def stop_workers(self, timeout: float = 70) -> None:
         terminate(self.worker_pids(), timeout)
         for pidfile in self.workers_dir.glob("*.pid"):
             pidfile.unlink(missing_ok=True)
+
+
+def worker_build_id(pid: int) -> str | None:
+    """The WORKER_BUILD_ID a worker process was started with ("" without one; None when it is gone
+    or not ours to read)."""
+    try:
+        return psutil.Process(pid).environ().get("WORKER_BUILD_ID", "")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
 
 
 async def _temporal_serving(settings: Settings) -> bool:
