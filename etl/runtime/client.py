@@ -69,17 +69,19 @@ _TLS_FAILURE = re.compile(r"(?i)certificate|handshake|tls|ssl|alert|invalid ?pee
 def _reason(exc: BaseException) -> str:
     """The transport's reason, short: the last readable phrase of the SDK's nested error text."""
     text = str(exc)
-    for pattern in (r'message: "([^"]{1,200})"', r'\bkind: (\w+)', r'\(([^()]{1,200})\)\s*\)*\s*$'):
+    for pattern in (r'error: "([^"]{1,300})"', r'message: "([^"]{1,200})"', r'\bmessage: (\w[\w ]{0,80})'):
         found = re.findall(pattern, text)
         if found:
-            return found[-1]
+            return found[-1].split(": http")[0]
     return text[:200]
 
 
 def _connect_failure(exc: BaseException, settings: Settings) -> tuple[TemporalUnreachable, bool]:
     """The error to raise for a failed connect, and whether a retry could help."""
     host, text = settings.temporal_host, str(exc)
-    if _TLS_FAILURE.search(text) and "connection refused" not in text.lower():
+    # Connected, then cut off: a TLS server that our plain client cannot talk to (or the reverse).
+    after_connect = "after connection" in text and "transport error" in text
+    if (_TLS_FAILURE.search(text) or after_connect) and "connection refused" not in text.lower():
         if settings.temporal_tls_cert:
             what = ("check that TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY hold a certificate the server's CA signed, "
                     "that TEMPORAL_TLS_CA is the CA of the server's certificate and TEMPORAL_TLS_SERVER_NAME "
