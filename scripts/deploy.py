@@ -6,7 +6,10 @@
                                                          on the dev stack: start the new version's workers,
                                                          make it current (or ramp it), watch the old one
                                                          drain, then stop the old workers
-    python scripts/deploy.py set-current BUILD_ID        make a version current (also: roll back)
+    python scripts/deploy.py rollback [BUILD_ID]         BUILD_ID current, no ramp: the bad build takes no new
+                                                         flows and drains (default: the current version when a
+                                                         ramp is on, else the one current before it)
+    python scripts/deploy.py set-current BUILD_ID        make a version current (a ramp of another one ends)
     python scripts/deploy.py ramp BUILD_ID PCT           send PCT% of new flows to BUILD_ID (0 ends the ramp)
     python scripts/deploy.py drain BUILD_ID [--stop-local-workers]
                                                          wait until no flow runs on BUILD_ID; then its
@@ -44,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="ramp the new version to PCT%% of new flows instead of making it current, and stop there")
     rollout.add_argument("--keep-old-workers", action="store_true",
                          help="do not stop the old version's workers once it has drained")
-    current = sub.add_parser("set-current", help="make BUILD_ID current (new flows start on it); also a rollback")
+    rollback = sub.add_parser("rollback", help="BUILD_ID current with no ramp; the build that took new flows drains")
+    rollback.add_argument("build_id", metavar="BUILD_ID", nargs="?",
+                          help="the good version (default: the current one when a ramp is on, else the previous one)")
+    current = sub.add_parser("set-current", help="make BUILD_ID current (new flows start on it); ends any other ramp")
     current.add_argument("build_id", metavar="BUILD_ID")
     ramp = sub.add_parser("ramp", help="send PCT%% of new flows to BUILD_ID, the rest to the current version")
     ramp.add_argument("build_id", metavar="BUILD_ID")
@@ -62,41 +68,68 @@ def main(argv: list[str] | None = None) -> int:
         _parser().error(f"--workers {args.workers}: give 1 or more (or leave it out)")
     if args.command == "rollout" and args.ramp is not None and not 0 < args.ramp < 100:
         _parser().error(f"--ramp {args.ramp:g}: give a percentage between 0 and 100 (100 is a plain rollout)")
+    from temporalio.service import RPCError
+
+    from etl.core.settings import load_settings
+    from etl.runtime.client import unreachable
+
     try:
-        return asyncio.run(_run(args))
+        settings = load_settings()
+        return asyncio.run(_run(args, settings))
     except EtlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RPCError as exc:
+        gone = unreachable(exc, settings)
+        if gone:
+            raise gone from None
+        print(f"error: Temporal refused: {exc.message[:300]}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: nothing was undone; `python scripts/deploy.py status` shows where things stand",
               file=sys.stderr)
         return 130
 
 
-async def _run(args) -> int:
-    from etl.core.settings import load_settings
+async def _run(args, settings) -> int:
     from etl.runtime.client import connect
     from etl.runtime.versioning import Deployment, check_build_id
 
-    settings = load_settings()
-    client = await connect(settings)  # names the address and what to do when Temporal is away
+    client = await connect(settings)  # TemporalUnreachable names the address and what to do
     deployment = Deployment(client, settings.worker_deployment_name)
     if args.command == "status":
         return await _status(deployment, settings, args.json)
+    if args.command == "rollback":
+        return await _rollback(deployment, args.build_id and check_build_id(args.build_id))
     if args.command == "set-current":
         await _require_workers(deployment, check_build_id(args.build_id))
+        _, ramping, percent = await deployment.routing()
         await deployment.set_current(args.build_id)
         print(f"{args.build_id} is current: new flows start on it; flows pinned to other versions finish there")
+        if ramping and ramping != args.build_id and await deployment.end_ramp():
+            print(f"the ramp of {ramping} ({percent:g}% of new flows) ended: it takes no new flows and drains")
         return 0
     if args.command == "ramp":
         await _require_workers(deployment, check_build_id(args.build_id))
         await deployment.set_ramp(args.build_id, args.percent)
-        print(f"{args.build_id} takes {args.percent:g}% of new flows" if args.percent else "ramp ended")
+        print(f"{args.build_id} takes {args.percent:g}% of new flows" if args.percent else
+              f"ramp ended: every new flow starts on the current version; {args.build_id} drains")
         return 0
     if args.command == "drain":
         await _drain(deployment, settings, check_build_id(args.build_id), args.stop_local_workers)
         return 0
     return await _rollout(deployment, settings, args)
+
+
+async def _rollback(deployment, to: str | None) -> int:
+    good, bad = await deployment.rollback(to)
+    print(f"{good} is current and nothing ramps: every new flow starts on it")
+    for build_id in bad:
+        print(f"{build_id} takes no new flows; flows pinned to it finish there. When it has drained, stop its "
+              f"workers:\n     python scripts/deploy.py drain {build_id} --stop-local-workers   (dev stack)")
+    if not bad:
+        print("nothing else took new flows: nothing to drain")
+    return 0
 
 
 async def _require_workers(deployment, build_id: str) -> None:
@@ -154,7 +187,7 @@ async def _drain(deployment, settings, build_id: str, stop_local: bool) -> None:
 async def _rollout(deployment, settings, args) -> int:
     from etl.core.errors import DeployError
     from etl.devstack.local import DevStack
-    from etl.devstack.version_workers import running_by_version, start_version
+    from etl.devstack.version_workers import fleet_by_version, start_version
     from etl.runtime.versioning import check_build_id, code_build_id
 
     new = check_build_id(args.build_id or code_build_id())
@@ -163,36 +196,37 @@ async def _rollout(deployment, settings, args) -> int:
         raise DeployError(f"version {new} is already current: nothing to deploy (change the code, or give "
                           "--build-id)")
     stack = DevStack(settings)
-    local = running_by_version(stack)
-    count = args.workers or max(1, len(local.get(old or "", [])) // 2)
+    fleet = fleet_by_version(stack)
+    # As many as the old version runs of its larger kind: a worker that died is replaced, not copied.
+    count = args.workers or max([1, *map(len, fleet.get(old or "", {}).values())])
     queues = (await deployment.describe(old)).task_queues if old else [settings.task_queue,
                                                                       settings.streaming_task_queue]
-    if new in local:
-        print(f"1. {len(local[new])} workers of {new} already run")
-    else:
-        start_version(stack, count, deployment.name, new)
-        print(f"1. started {count} batch and {count} streaming workers of {new} (logs in {stack.workers_dir})")
+    started = start_version(stack, count, deployment.name, new)
+    running = {kind: len(pids) for kind, pids in fleet_by_version(stack).get(new, {}).items()}
+    print(f"1. {new}: started {started['etl_worker']} batch and {started['streaming_worker']} streaming workers; "
+          f"{running.get('etl_worker', 0)} and {running.get('streaming_worker', 0)} run (logs in {stack.workers_dir})")
     await deployment.wait_for_pollers(new, queues)
     print(f"   they poll {', '.join(queues)}")
     if args.ramp is not None:
         await deployment.set_ramp(new, args.ramp)
         print(f"2. {new} takes {args.ramp:g}% of new flows; {old} keeps the rest. When satisfied:\n"
               f"     python scripts/deploy.py rollout --build-id {new}      (make it current, drain {old})\n"
-              f"   or roll back:  python scripts/deploy.py ramp {new} 0")
+              f"   or roll back:  python scripts/deploy.py rollback           ({old} alone takes new flows, "
+              f"{new} drains)")
         return 0
     await deployment.set_current(new)
-    print(f"2. {new} is current: every new flow starts on it"
-          + (f" (the ramp of {ramping} ended)" if ramping and ramping != new else ""))
+    ended = ramping != new and await deployment.end_ramp()
+    print(f"2. {new} is current: every new flow starts on it" + (f" (the ramp of {ended} ended)" if ended else ""))
     if not old:
         print("3. there was no previous version: nothing to drain")
         return 0
     print(f"3. {old} drains: flows started on it finish on its workers. To roll back instead:\n"
-          f"     python scripts/deploy.py set-current {old}")
+          f"     python scripts/deploy.py rollback {old}")
     await _drain(deployment, settings, old, stop_local=not args.keep_old_workers)
     return 0
 
 
 if __name__ == "__main__":
-    from etl.runtime.exit import exit_process
+    from etl.runtime.exit import run_command
 
-    exit_process(main())  # see etl/runtime/exit.py
+    run_command(main)  # see etl/runtime/exit.py: never a crash on the way out, Temporal away is one line

@@ -132,6 +132,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from etl.runtime.exit import exit_process
+    from etl.runtime.exit import run_command
 
-    exit_process(main())  # not sys.exit: see etl/runtime/exit.py (the SDK's threads can crash finalisation)
+    run_command(main)  # see etl/runtime/exit.py: never a crash on the way out, Temporal away is one line

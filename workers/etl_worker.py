@@ -3,8 +3,8 @@
     python -m workers.etl_worker [--task-queue Q] [--concurrency N]
 """
 
-from etl.runtime.exit import exit_process
+from etl.runtime.exit import run_command
 from etl.runtime.worker import main
 
 if __name__ == "__main__":
-    exit_process(main("batch"))  # see etl/runtime/exit.py
+    run_command(lambda: main("batch"))  # see etl/runtime/exit.py

@@ -12,6 +12,13 @@
     ├── StackError             the embedded stack cannot start (a port taken, a binary missing)
     └── DeployError            a Worker Deployment operation cannot be done (no such version, refused)
 
+    TemporalUnreachable        (a SystemExit) Temporal does not answer, or refuses our TLS: a command
+                               cannot go on, and ends with that one line and status 1
+
+`TemporalUnreachable` is a `SystemExit`, as `sys.exit("message")` is: a command's broad `except
+Exception` (kept for bad input and refusals) must not turn "the server is away" into another
+message, status or traceback. `etl.runtime.exit.run_command` prints it as one line.
+
 Errors carry the offending values as attributes. Activities turn `QueryError`,
 `SourceError` and `RegistryError` into non-retryable `ApplicationError`s whose
 `type` is the class name, so the Temporal UI shows the same stable name.
@@ -139,3 +146,19 @@ class StackError(EtlError):
 
 class DeployError(EtlError):
     """A Worker Deployment operation (make current, ramp, drain) cannot be done; says what to do."""
+
+
+class TemporalUnreachable(SystemExit):
+    """Temporal cannot be reached at the configured address, went away mid-command, or refused the
+    TLS handshake. Its message says where and what to do (start it, or which setting to fix); its
+    exit status is 1."""
+
+    def __init__(self, message: str, *, address: str = "", setting: str | None = None):
+        self.message = message
+        self.address = address
+        self.setting = setting
+        # As `sys.exit(text)`: even uncaught, Python prints the text and ends with status 1.
+        super().__init__(f"error: {message}")
+
+    def __str__(self) -> str:
+        return self.message

@@ -70,6 +70,14 @@ class Settings:
     temporal_api_key: str | None = field(default=None, repr=False)
     """API key for Temporal Cloud; implies TLS."""
     temporal_tls: bool = False
+    temporal_tls_cert: Path | None = field(default=None, repr=False)
+    """mTLS: the client certificate (PEM file) the frontend asks for; implies TLS. With `_key`."""
+    temporal_tls_key: Path | None = field(default=None, repr=False)
+    """mTLS: the client certificate's private key (PEM file). A secret: read only when connecting."""
+    temporal_tls_ca: Path | None = None
+    """The CA (PEM file) that signed the frontend's certificate, when not a public one; implies TLS."""
+    temporal_tls_server_name: str | None = None
+    """The name the frontend's certificate is for, when not the host of TEMPORAL_HOST; implies TLS."""
 
     db_host: str = "127.0.0.1"
     db_port: int = 55432
@@ -189,6 +197,32 @@ def _name(env: Mapping[str, str], variable: str, default: str | None, pattern: r
     return value
 
 
+def _pem_file(env: Mapping[str, str], variable: str) -> Path | None:
+    """The path in `variable`, checked to be a readable PEM file now rather than at the first connect."""
+    raw = env.get(variable)
+    if not raw:
+        return None
+    expected = "the path of a readable PEM file"
+    path = Path(raw).expanduser()
+    try:
+        with open(path, "rb") as pem:
+            head = pem.read(4096)
+    except OSError as exc:
+        raise ConfigError(variable, raw, f"{expected} ({exc.strerror or type(exc).__name__})") from None
+    if b"-----BEGIN " not in head:
+        raise ConfigError(variable, raw, f"{expected} (this file has no '-----BEGIN ' line)")
+    return path
+
+
+def _tls_files(env: Mapping[str, str]) -> dict[str, Path | None]:
+    cert, key = _pem_file(env, "TEMPORAL_TLS_CERT"), _pem_file(env, "TEMPORAL_TLS_KEY")
+    if bool(cert) != bool(key):
+        missing, given = ("TEMPORAL_TLS_KEY", "TEMPORAL_TLS_CERT") if cert else ("TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY")
+        raise ConfigError(missing, "", f"a PEM file path as well: {given} is set, and a client certificate "
+                                       "needs both the certificate and its key")
+    return {"temporal_tls_cert": cert, "temporal_tls_key": key, "temporal_tls_ca": _pem_file(env, "TEMPORAL_TLS_CA")}
+
+
 def settings_from_env(env: Mapping[str, str]) -> Settings:
     """Build `Settings` from a mapping of variable names to strings."""
     min_conn = _int(env, "DB_MIN_CONN", 1, minimum=1)
@@ -205,6 +239,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         temporal_ui_port=_port(env, "TEMPORAL_UI_PORT", 8233),
         temporal_api_key=env.get("TEMPORAL_API_KEY") or None,
         temporal_tls=_bool(env, "TEMPORAL_TLS", False),
+        **_tls_files(env),
+        temporal_tls_server_name=_text(env, "TEMPORAL_TLS_SERVER_NAME", None, max_length=253),
         db_host=_text(env, "DB_HOST", "127.0.0.1", max_length=255),
         db_port=_port(env, "DB_PORT", 55432),
         db_name=_text(env, "DB_NAME", "etl", max_length=63),
@@ -254,6 +290,10 @@ FRAMEWORK_VARIABLES: dict[str, tuple[str, str, bool]] = {
     "TEMPORAL_UI_PORT": ("8233", "the embedded Temporal UI (dev.py up)", False),
     "TEMPORAL_API_KEY": ("", "Temporal Cloud; implies TLS", True),
     "TEMPORAL_TLS": ("false", "", False),
+    "TEMPORAL_TLS_CERT": ("", "mTLS client certificate, a PEM file path; implies TLS", True),
+    "TEMPORAL_TLS_KEY": ("", "its private key, a PEM file path (never logged)", True),
+    "TEMPORAL_TLS_CA": ("", "CA of the frontend's certificate, a PEM file path (default: system CAs)", False),
+    "TEMPORAL_TLS_SERVER_NAME": ("", "name in the frontend's certificate (default: TEMPORAL_HOST's host)", False),
     "DATABASE_URL": ("", "postgresql://user:password@host:port/db; wins over DB_*", True),
     "DB_HOST": ("127.0.0.1", "", False),
     "DB_PORT": ("55432", "", False),

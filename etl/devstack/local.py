@@ -23,7 +23,12 @@ import psutil
 
 from etl.core.errors import StackError
 from etl.core.settings import Settings
-from etl.devstack.local_workers import WORKER_KINDS, LocalWorkers, terminate  # noqa: F401 - terminate: version_workers
+from etl.devstack.local_workers import (  # noqa: F401 - terminate, worker_build_id: version_workers
+    WORKER_KINDS,
+    LocalWorkers,
+    terminate,
+    worker_build_id,
+)
 from etl.devstack.servers import (
     EmbeddedPostgres,
     TemporalDevServer,

@@ -180,19 +180,22 @@ class LocalWorkers:
         partial.replace(target)
 
     def start_workers(self, count: int, env: dict[str, str] | None = None) -> list[WorkerProcess]:
-        """Make at least `count` batch and `count` streaming workers run beside the stack: live ones
-        are kept, and new ones take the lowest numbers no live worker holds (never a live one's pid
+        """Make at least `count` batch and `count` streaming workers of `env`'s build (its
+        WORKER_BUILD_ID; any build without one) run beside the stack, each kind counted apart: live
+        ones are kept, and new ones take the lowest numbers no live worker holds (never a live one's pid
         file). Each new worker gets a free health port and writes a fresh log; the previous log of
         that number becomes `.log.1`. Returns the workers it started."""
         self.workers_dir.mkdir(parents=True, exist_ok=True)
         live = self.live_workers()
         base = dict(os.environ, **(env or {}), **{WORKER_MARK: str(self.state),
                                                    SETTINGS_MARK: settings_fingerprint(self.settings)})
+        build_id = (env or {}).get("WORKER_BUILD_ID")
         started = []
         for kind in WORKER_KINDS:
             taken = live[kind]
+            mine = [pid for pid in taken.values() if build_id is None or worker_build_id(pid) == build_id]
             free = (n for n in itertools.count() if n not in taken)
-            for _ in range(count - len(taken)):
+            for _ in range(count - len(mine)):
                 number, port = next(free), free_port()
                 log_path = self.workers_dir / f"{kind}-{number}.log"
                 if log_path.exists():
@@ -259,6 +262,15 @@ class LocalWorkers:
         except OSError:
             lines = []
         return f"{lines[-1][:300] if lines else 'no output'} (log: {log})"
+
+
+def worker_build_id(pid: int) -> str | None:
+    """The WORKER_BUILD_ID a worker process was started with ("" without one; None when it is gone
+    or not ours to read)."""
+    try:
+        return psutil.Process(pid).environ().get("WORKER_BUILD_ID", "")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
 
 
 def terminate(pids: list[int], timeout: float = 70) -> None:

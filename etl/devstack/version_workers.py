@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import psutil
-
-from etl.devstack.local import DevStack, terminate
+from etl.devstack.local import WORKER_KINDS, DevStack, terminate, worker_build_id
 
 
 def version_env(deployment: str, build_id: str) -> dict[str, str]:
@@ -23,21 +21,28 @@ def version_env(deployment: str, build_id: str) -> dict[str, str]:
 def running_by_version(stack: DevStack) -> dict[str, list[int]]:
     """Build id -> pids of the stack's live workers ("" for a worker started without one: it
     derived its build id from the code it started with)."""
-    found: dict[str, list[int]] = defaultdict(list)
+    return {build_id: [pid for pids in kinds.values() for pid in pids]
+            for build_id, kinds in fleet_by_version(stack).items()}
+
+
+def fleet_by_version(stack: DevStack) -> dict[str, dict[str, list[int]]]:
+    """Build id -> kind (`etl_worker`, `streaming_worker`) -> pids of the stack's live workers."""
     if not stack.workers_dir.exists():
         return {}
-    for pid in stack.worker_pids():
-        try:
-            found[psutil.Process(pid).environ().get("WORKER_BUILD_ID", "")].append(pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
+    found: dict[str, dict[str, list[int]]] = defaultdict(lambda: {kind: [] for kind in WORKER_KINDS})
+    for kind, workers in stack.live_workers().items():
+        for pid in sorted(workers.values()):
+            build_id = worker_build_id(pid)
+            if build_id is not None:
+                found[build_id][kind].append(pid)
     return dict(found)
 
 
-def start_version(stack: DevStack, count: int, deployment: str, build_id: str) -> None:
-    """Start `count` batch and `count` streaming workers of `build_id`, beside every live worker."""
-    per_kind = len(stack.worker_pids()) // 2
-    stack.start_workers(per_kind + count, version_env(deployment, build_id))
+def start_version(stack: DevStack, count: int, deployment: str, build_id: str) -> dict[str, int]:
+    """Make `count` batch and `count` streaming workers of `build_id` run, beside every live worker
+    (each kind counted apart, only `build_id`'s own); returns how many of each kind were started."""
+    started = stack.start_workers(count, version_env(deployment, build_id))
+    return {kind: sum(1 for w in started if w.kind == kind) for kind in WORKER_KINDS}
 
 
 def stop(stack: DevStack, pids: list[int], timeout: float = 75) -> None:

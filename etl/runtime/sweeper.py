@@ -7,6 +7,10 @@ are closed (a run that continued as new counts as open while its chain runs). Ro
 `STAGING_RETENTION_S` go whatever Temporal says (a history already deleted, another namespace's
 flow). Each sweep updates `etl_staging_bytes` and counts what it removed in
 `etl_staging_rows_swept_total`. Removing is idempotent, so workers sweeping at once do no harm.
+
+A sweep holds its events table's schema lock shared (`SweepGuard`), so it never runs beside the
+schema step of a worker starting against tables that need migrating: that step waits for the
+sweeps in progress, and a sweep due meanwhile is skipped until the next round.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import psycopg2
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from etl import metrics
 from etl.core.settings import Settings
 from etl.store.db import Database
+from etl.store.schema import SCHEMA_LOCK_KEY
 from etl.store.staging import Staging
 
 log = logging.getLogger(__name__)
@@ -61,14 +67,75 @@ async def sweep_once(client: Client, staging: Staging, retention_s: float, grace
     return removed
 
 
+class SweepGuard:
+    """The schema lock of one events table, held shared while a sweep runs, on a connection of its
+    own (a session lock must not go back to the pool with its holder's pages)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.conn = None
+
+    def _cursor(self):
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg2.connect(self.settings.dsn(), connect_timeout=10)
+            self.conn.autocommit = True
+        return self.conn.cursor()
+
+    def acquire(self) -> bool:
+        """True when the lock is held now; False while a schema step holds it or waits for it."""
+        try:
+            with self._cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock_shared(" + SCHEMA_LOCK_KEY + ")",
+                            (self.settings.events_table,))
+                return bool(cur.fetchone()[0])
+        except psycopg2.Error:
+            self.close()
+            raise
+
+    def release(self) -> None:
+        try:
+            with self._cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock_shared(" + SCHEMA_LOCK_KEY + ")", (self.settings.events_table,))
+        except psycopg2.Error:
+            self.close()  # a closed session holds no lock
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+async def guarded_sweep(client: Client, staging: Staging, guard: SweepGuard, retention_s: float,
+                        grace_s: float = GRACE_S) -> int | None:
+    """`sweep_once` under the schema lock held shared; None (nothing done) while a schema step
+    holds it or waits for it."""
+    await asyncio.to_thread(staging.db.ensure_schema)  # this process's own schema step comes first
+    if not await asyncio.to_thread(guard.acquire):
+        log.info("staging sweep skipped: the schema of %s is being migrated", staging.db.tables.name)
+        return None
+    try:
+        return await sweep_once(client, staging, retention_s, grace_s)
+    finally:
+        await asyncio.to_thread(guard.release)
+
+
 async def sweep_forever(client: Client, settings: Settings) -> None:
     """Sweep every `STAGING_SWEEP_S` until cancelled; a failed sweep is logged and tried again."""
     staging = Staging(Database.get(settings))
-    while True:
-        try:
-            await sweep_once(client, staging, settings.staging_retention_s)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the next sweep tries again
-            log.warning("staging sweep failed: %s", exc)
-        await asyncio.sleep(settings.staging_sweep_s)
+    guard = SweepGuard(settings)
+    first = True
+    try:
+        while True:
+            try:
+                removed = await guarded_sweep(client, staging, guard, settings.staging_retention_s)
+                if first and removed is not None:
+                    first = False
+                    log.info("staging of %s: first sweep done, the next every %gs", settings.events_table,
+                             settings.staging_sweep_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+                log.warning("staging sweep failed: %s", exc)
+            await asyncio.sleep(settings.staging_sweep_s)
+    finally:
+        guard.close()

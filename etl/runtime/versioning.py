@@ -148,29 +148,31 @@ class Deployment:
     def version(self, build_id: str) -> WorkerDeploymentVersion:
         return WorkerDeploymentVersion(self.name, check_build_id(build_id))
 
-    async def routing(self) -> tuple[str | None, str | None, float]:
-        """(current build id, ramping build id, ramp percentage); Nones before the first version."""
+    async def _deployment_info(self):
+        """The server's WorkerDeploymentInfo, None before the deployment's first version."""
         try:
-            info = (await self._rpc(self.client.workflow_service.describe_worker_deployment, DescribeWorkerDeploymentRequest(
-                namespace=self.client.namespace, deployment_name=self.name))).worker_deployment_info
+            return (await self._rpc(self.client.workflow_service.describe_worker_deployment,
+                                    DescribeWorkerDeploymentRequest(namespace=self.client.namespace,
+                                                                    deployment_name=self.name))
+                    ).worker_deployment_info
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                return None, None, 0.0
+                return None
             raise
+
+    async def routing(self) -> tuple[str | None, str | None, float]:
+        """(current build id, ramping build id, ramp percentage); Nones before the first version."""
+        info = await self._deployment_info()
+        if info is None:
+            return None, None, 0.0
         routing = info.routing_config
         current = routing.current_deployment_version.build_id or None
         ramping = routing.ramping_deployment_version.build_id or None
         return current, ramping, routing.ramping_version_percentage if ramping else 0.0
 
     async def build_ids(self) -> list[str]:
-        try:
-            info = (await self._rpc(self.client.workflow_service.describe_worker_deployment, DescribeWorkerDeploymentRequest(
-                namespace=self.client.namespace, deployment_name=self.name))).worker_deployment_info
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return []
-            raise
-        return [s.deployment_version.build_id for s in info.version_summaries]
+        info = await self._deployment_info()
+        return [s.deployment_version.build_id for s in info.version_summaries] if info else []
 
     async def describe(self, build_id: str) -> VersionState:
         try:
@@ -226,13 +228,62 @@ class Deployment:
                                                      build_id=build_id, identity=self.identity)))
 
     async def set_ramp(self, build_id: str, percentage: float) -> None:
-        """Send `percentage` of new flows (by workflow id) to `build_id`; the rest stay on current."""
+        """Send `percentage` of new flows (by workflow id) to `build_id`; the rest stay on current.
+        0 ends the ramp (`end_ramp`): the server would otherwise keep `build_id` "ramping at 0%",
+        a version that never drains."""
         if not 0 <= percentage <= 100:
             raise DeployError(f"ramp {percentage:g}%: give a percentage from 0 to 100")
+        if percentage == 0:
+            await self.end_ramp()
+            return
         await self._routing_call(build_id, lambda: self.client.workflow_service.set_worker_deployment_ramping_version(
             SetWorkerDeploymentRampingVersionRequest(namespace=self.client.namespace, deployment_name=self.name,
                                                      build_id=build_id, percentage=percentage,
                                                      identity=self.identity)))
+
+    async def end_ramp(self) -> str | None:
+        """No version ramps any more: every new flow starts on the current version, and the version
+        that ramped drains. Returns that version's build id (None when none ramped)."""
+        _, ramping, _ = await self.routing()
+        if ramping is None:
+            return None
+        # An empty build id at 0% is how the API clears the ramping version.
+        await self._routing_call(ramping, lambda: self.client.workflow_service.set_worker_deployment_ramping_version(
+            SetWorkerDeploymentRampingVersionRequest(namespace=self.client.namespace, deployment_name=self.name,
+                                                     build_id="", percentage=0, identity=self.identity)))
+        return ramping
+
+    async def previous_current(self) -> str | None:
+        """The version that was current before the current one (None when there was none)."""
+        info = await self._deployment_info()
+        if info is None:
+            return None
+        current = info.routing_config.current_deployment_version.build_id
+        earlier = [s for s in info.version_summaries
+                   if s.deployment_version.build_id != current and s.HasField("last_current_time")]
+        if not earlier:
+            return None
+        return max(earlier, key=lambda s: s.last_current_time.ToNanoseconds()).deployment_version.build_id
+
+    async def rollback(self, to: str | None = None) -> tuple[str, list[str]]:
+        """Make `to` (default: the current version if a ramp is on, else the previous current one)
+        current with no ramp. Returns (`to`, the build ids that took new flows until now and now drain)."""
+        current, ramping, _ = await self.routing()
+        if to is None:
+            to = current if ramping else await self.previous_current()
+            if to is None:
+                raise DeployError(f"deployment {self.name!r} has no ramp to end and no earlier current version: "
+                                  "give the build id to roll back to (`python scripts/deploy.py status` lists them)")
+        check_build_id(to)
+        left = [b for b in (current, ramping) if b and b != to]
+        if to != current:
+            state = await self.describe(to)
+            if not state.task_queues:
+                raise DeployError(f"version {to!r} has no workers polling: start them first, then roll back")
+            await self.set_current(to)  # a ramp of `to` itself ends with it
+        if (await self.routing())[1]:
+            await self.end_ramp()
+        return to, left
 
     async def _routing_call(self, build_id: str, call, settle_s: float = 30.0) -> None:
         check_build_id(build_id)
@@ -259,8 +310,10 @@ class Deployment:
         while True:
             state = await self.describe(build_id)
             if state.status in ("current", "ramping"):
-                raise DeployError(f"version {build_id!r} is {state.status}: it takes new flows and will "
-                                      "never drain; make another version current first")
+                what = ("end its ramp first (`python scripts/deploy.py rollback`)" if state.status == "ramping" else
+                        "make another version current first (`python scripts/deploy.py rollback OTHER_BUILD_ID`)")
+                raise DeployError(f"version {build_id!r} is {state.status}: it takes new flows and will never "
+                                  f"drain; {what}")
             if report and (state.status, state.drainage, state.running_pinned) != shown:
                 shown = (state.status, state.drainage, state.running_pinned)
                 report(state)

@@ -206,7 +206,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     sdk_metrics_url = health.enable_sdk_metrics() if args.health_port else None
 
     async def run() -> None:
-        client = await connect(settings)
+        client = await connect(settings, wait_s=30)  # its server may be starting beside it
         worker = build_worker(client, settings, task_queue=args.task_queue, concurrency=args.concurrency,
                               kinds=(kind,), identity=identity, version=version)
         gc_policy.tune()  # after the imports and registrations: see etl/runtime/gc_policy.py

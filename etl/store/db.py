@@ -211,13 +211,7 @@ class Database:
         if self._schema_ready:
             return
 
-        def create(cur) -> None:
-            # Concurrent CREATE IF NOT EXISTS can still collide in the catalog; serialise it.
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.tables.name,))
-            for statement in self.tables.ddl():
-                cur.execute(statement)
-
-        self._run(create, "schema creation")
+        self._run(self.tables.ensure, "schema creation")  # reads the catalog; locks only to change it
         self._schema_ready = True
 
     # -- reads and health ----------------------------------------------------
