@@ -14,8 +14,7 @@ from etl.store.db import Database
 from etl.store.staging import Staging
 from tests.workers import WorkerProcess
 
-EXTERNAL = (("_raw_pages", "records"), ("_staged_batches", "payload"), ("_raw_pages", "packed"),
-            ("_staged_batches", "packed"))
+EXTERNAL = (("_raw_pages", "packed"), ("_staged_batches", "packed"))
 
 
 def as_an_earlier_version_left_them(db: Database) -> None:
@@ -51,11 +50,11 @@ def test_a_worker_starting_against_tables_in_shape_waits_for_no_lock(settings, d
 
 def test_tables_an_earlier_version_left_are_migrated_once(settings, db):
     as_an_earlier_version_left_them(db)
-    assert storage(db) == ["x"] * 4
+    assert storage(db) == ["x"] * len(EXTERNAL)
     starting = Database(settings)
     try:
         starting.ensure_schema()
-        assert storage(db) == ["e"] * 4
+        assert storage(db) == ["e"] * len(EXTERNAL)
         assert db.scalar("SELECT atthasdef FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'loaded_at'",
                          (f'"{db.tables.name}"',))
         assert starting.run(starting.tables.ensure) == []  # in shape now: nothing more to do
@@ -98,9 +97,37 @@ def test_four_workers_starting_beside_a_sweep_see_no_deadlock(stack, settings, d
         for worker in workers:
             worker.terminate()
     assert len(sweeps) > 1
-    assert storage(db) == ["e"] * 4
+    assert storage(db) == ["e"] * len(EXTERNAL)
     with open(server_log, "rb") as text:
         text.seek(seen)
         tail = text.read().decode(errors="replace")
     assert "deadlock detected" not in tail, tail[-3000:]
     assert not any("Traceback" in log.read_text(errors="replace") for log in logs)
+
+
+def test_staging_tables_of_an_earlier_shape_take_todays_pages(settings):
+    """Staging tables made when pages were text (`records`, `payload` NOT NULL, no `packed`): the
+    schema step adds `packed` and frees the text columns, and a batch stages and loads through them."""
+    from etl.core.models import transform
+    from sources.synthetic.flows.events import record
+    from tests.staged import stage_events, stage_page
+
+    tables = Database(settings).tables
+    conn = psycopg2.connect(settings.dsn())
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL(
+        "CREATE UNLOGGED TABLE {} (batch_key TEXT NOT NULL, page_no INTEGER NOT NULL, records TEXT NOT NULL, "
+        "created_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (batch_key, page_no)); "
+        "CREATE UNLOGGED TABLE {} (batch_key TEXT NOT NULL, part INTEGER NOT NULL, rows INTEGER NOT NULL, "
+        "payload TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (batch_key, part))"
+        ).format(tables.raw, tables.staged_batches))
+    conn.close()
+    db = Database(settings)
+    try:
+        db.ensure_schema()
+        staging = Staging(db)
+        assert stage_page(staging, "old-shape/run/b0", 0, [{"x": 1}]) == 1
+        assert stage_events(staging, "old-shape/run/b1", transform(record(3, 0.0, i) for i in range(10))[0])
+        assert staging.load_staged("old-shape/run/b1", 10).inserted == 10
+    finally:
+        db.close()

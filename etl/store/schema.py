@@ -3,12 +3,9 @@
     events            the product: one row per event, `event_id` unique
     events_rejects    records that could not become events, with the reason
     events_raw_pages  ETLFlow claim checks: extracted batches, one row per source page (its records
-                      pickled or as JSON lines, see `etl.activities.raw_pages`, LZ4-compressed in
-                      `packed`; earlier versions wrote JSON lines in `records`)
+                      pickled or as JSON lines, see `etl.store.page_format`, LZ4-compressed in `packed`)
     events_staged_batches  ETLFlow claim checks: each transformed batch waiting for load, a row per page
-                      of COPY text (LZ4 in `packed`; earlier versions wrote the text in `payload`, and
-                      before that `events_staged`, one row per event, kept while their flows may run)
-    events_staged     ETLFlow claim checks of earlier versions: transformed events, a row each
+                      of COPY text (LZ4-compressed in `packed`)
     events_loads      ETLFlow's loaded batches, so a retried load reports the same counts
     events_cursors    resume points: the last committed page of each chunk or batch extract, written
                       in the page's own transaction (and a done marker after the last page)
@@ -96,10 +93,6 @@ class Tables:
         return self._id("_raw_pages")
 
     @property
-    def staged(self) -> sql.Identifier:
-        return self._id("_staged")
-
-    @property
     def staged_batches(self) -> sql.Identifier:
         return self._id("_staged_batches")
 
@@ -118,7 +111,7 @@ class Tables:
     @property
     def staging_tables(self) -> tuple[sql.Identifier, ...]:
         """What a flow leaves while it runs and must not leave when it ends."""
-        return (self.raw, self.staged_batches, self.staged, self.cursors)
+        return (self.raw, self.staged_batches, self.cursors)
 
     def _regclass(self, relation: sql.Identifier) -> sql.Composed:
         """`relation`'s oid, NULL when it does not exist (the name is a validated identifier)."""
@@ -160,15 +153,10 @@ class Tables:
                 """CREATE UNLOGGED TABLE IF NOT EXISTS {raw} (
                     batch_key TEXT NOT NULL,
                     page_no INTEGER NOT NULL,
-                    records TEXT NOT NULL,
+                    packed BYTEA NOT NULL,
                     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
                     PRIMARY KEY (batch_key, page_no))"""
             ).format(raw=self.raw)),
-            (self.staged, f("CREATE UNLOGGED TABLE IF NOT EXISTS {staged} (batch_key TEXT NOT NULL, "
-                            + EVENT_COLUMNS.format(event_id="event_id TEXT NOT NULL") + ")").format(staged=self.staged)),
-            # Short suffix: with a 48-character EVENTS_TABLE the name stays under PostgreSQL's 63.
-            (self._id("_staged_bk"), f("CREATE INDEX IF NOT EXISTS {idx} ON {staged} (batch_key)").format(
-                idx=self._id("_staged_bk"), staged=self.staged)),
             # A row a batch (a few for a huge one, see etl.store.staging.PART_CHARS): the transform's
             # COPY text, read back by the load. UNLOGGED as the raw pages (a lost batch is extracted again).
             (self.staged_batches, f(
@@ -176,7 +164,7 @@ class Tables:
                     batch_key TEXT NOT NULL,
                     part INTEGER NOT NULL,
                     rows INTEGER NOT NULL,
-                    payload TEXT NOT NULL,
+                    packed BYTEA NOT NULL,
                     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
                     PRIMARY KEY (batch_key, part))"""
             ).format(batches=self.staged_batches)),
@@ -230,23 +218,25 @@ class Tables:
                               ).format(rel=self._regclass(table)),
                      f("ALTER TABLE {t} SET UNLOGGED").format(t=table))
 
+        def nullable(table, column: str) -> Migration:
+            return m(table, self._column(table, column, "attnotnull"),
+                     f("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL").format(t=table, c=sql.Identifier(column)))
+
         return [
-            external(self.staged_batches, "payload"),
             unlogged(self.raw),
-            unlogged(self.staged),
             add_column(self.events, "loaded_by TEXT"),
             add_column(self.events, "loaded_at TIMESTAMPTZ"),
-            # The load's time by default: a page COPY'd straight in (etl.store.db) gets it like an INSERT.
+            # The load's time by default: a page COPY'd straight in (etl.store.events) gets it like an INSERT.
             m(self.events, self._column(self.events, "loaded_at", "NOT atthasdef"),
               f("ALTER TABLE {events} ALTER COLUMN loaded_at SET DEFAULT now()").format(events=self.events)),
-            external(self.raw, "records"),
-            # Pages and transformed batches compressed by the worker (etl.store.staging.pack), stored as
-            # they come: the text columns stay for rows staged by versions before it ('' in new rows).
+            # Staging tables made before pages were compressed by the worker (etl.store.staging.pack):
+            # the compressed column, stored as it comes; their text columns are no longer written.
             add_column(self.raw, "packed BYTEA"),
             add_column(self.staged_batches, "packed BYTEA"),
             external(self.raw, "packed"),
             external(self.staged_batches, "packed"),
-            add_column(self.staged, "created_at TIMESTAMPTZ NOT NULL DEFAULT now()"),
+            nullable(self.raw, "records"),
+            nullable(self.staged_batches, "payload"),
         ]
 
     def ddl(self) -> list[sql.Composed]:

@@ -102,7 +102,7 @@ class Staging:
         many records it holds, and those it cannot hold, each with its reason (for the rejects)."""
         page, staged, unstorable = encode_page(records)
         lock_key(cur, batch_key)
-        cur.execute(sql.SQL("INSERT INTO {raw} (batch_key, page_no, records, packed) VALUES (%s, %s, '', %s) "
+        cur.execute(sql.SQL("INSERT INTO {raw} (batch_key, page_no, packed) VALUES (%s, %s, %s) "
                             "ON CONFLICT (batch_key, page_no) DO UPDATE SET packed = EXCLUDED.packed"
                             ).format(raw=self.t.raw), (batch_key, page_no, psycopg2.Binary(pack(page))))
         return staged, unstorable
@@ -159,7 +159,7 @@ class Staging:
         return self.db.run(work, what=f"transforming batch {batch_key}")
 
     def _insert_part(self, cur, batch_key: str, part: int, rows: int, payload: str) -> None:
-        cur.execute(sql.SQL("INSERT INTO {batches} (batch_key, part, rows, payload, packed) VALUES (%s, %s, %s, '', %s)"
+        cur.execute(sql.SQL("INSERT INTO {batches} (batch_key, part, rows, packed) VALUES (%s, %s, %s, %s)"
                             ).format(batches=self.t.staged_batches),
                     (batch_key, part, rows, psycopg2.Binary(pack(payload.encode()))))
 
