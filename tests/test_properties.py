@@ -24,6 +24,7 @@ import os
 import uuid
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 import pytz
@@ -223,20 +224,32 @@ def expect(record) -> dict | None:
         return None
 
 
-def same_json(stored, given) -> bool:
-    """JSON equality as a reader sees it: a float stored as a JSON number reads back as the same number
-    (PostgreSQL writes 1e300 as digits, which Python reads as an int of that value)."""
+def as_jsonb_reads(number: float) -> int | float:
+    """What a float reads back as from a JSONB column (README, "Data model"): PostgreSQL keeps a
+    JSON number as `numeric`, exactly the decimal the float was written as (its shortest repr),
+    and writes it back without an exponent and without the sign of a zero; so an integral value
+    in exponent form reads back as an integer (1e23 as 10**23, 7.205759403792194e+16 as
+    72057594037921940) and -0.0 as 0.0."""
+    text = format(Decimal(repr(number)), "f")
+    return json.loads(text.lstrip("-") if Decimal(text) == 0 else text)
+
+
+def same_json(stored, given, read=lambda number: number) -> bool:
+    """JSON equality: text, booleans, nulls and integers exactly; a float as `read` gives it back
+    (itself in memory, `as_jsonb_reads` from the table)."""
     if isinstance(given, bool) or given is None or isinstance(given, str):
         return type(stored) is type(given) and stored == given
     if isinstance(given, float):
-        return not isinstance(stored, bool) and isinstance(stored, (int, float)) and float(stored) == given
+        expected = read(given)
+        return type(stored) is type(expected) and stored == expected
     if isinstance(given, int):
         return type(stored) is int and stored == given
     if isinstance(given, list):
-        return isinstance(stored, list) and len(stored) == len(given) and all(map(same_json, stored, given))
+        return isinstance(stored, list) and len(stored) == len(given) and all(
+            same_json(a, b, read) for a, b in zip(stored, given))
     if isinstance(given, dict):
         return isinstance(stored, dict) and stored.keys() == given.keys() and all(
-            same_json(stored[k], v) for k, v in given.items())
+            same_json(stored[k], v, read) for k, v in given.items())
     return False
 
 
@@ -248,10 +261,10 @@ def as_row(event: Event) -> dict:
     return row
 
 
-def assert_row(found: dict, wanted: dict) -> None:
+def assert_row(found: dict, wanted: dict, read=lambda number: number) -> None:
     for name, value in wanted.items():
         if name in JSON_FIELDS:
-            assert same_json(found[name], value), (name, found[name], value)
+            assert same_json(found[name], value, read), (name, found[name], value)
         else:
             assert found[name] == value and type(found[name]) is type(value), (name, found[name], value)
 
@@ -368,7 +381,7 @@ def test_every_event_round_trips_through_postgresql(db, path, batch):
     stored = _select(db)
     assert stored.keys() == unique.keys()
     for event_id, event in unique.items():
-        assert_row(stored[event_id], as_row(event))
+        assert_row(stored[event_id], as_row(event), as_jsonb_reads)
 
 
 def test_the_local_time_is_exactly_pytz_for_every_zone():
@@ -391,3 +404,16 @@ def test_the_local_time_is_exactly_pytz_for_every_zone():
             assert (event.event_time, event.timezone) == (wanted, zone.zone), (name, utc)
             checked += 1
     assert checked > 100_000
+
+
+def test_numbers_read_back_from_jsonb_as_the_readme_says(db):
+    """The README's examples of what PostgreSQL gives back for a float, read from the table."""
+    given = {"a": -0.0, "b": 1e23, "c": 7.205759403792194e+16, "d": 1.5, "e": 123456789.0, "f": 1e-7}
+    events, _ = transform([{"event_id": "n1", "employee_id": "e", "event_time_utc": "2024-01-01T00:00:00Z",
+                            "metrics": given}])
+    Events(db).insert(events)
+    stored = db.scalar(sql.SQL("SELECT metrics FROM {} WHERE event_id = 'n1'").format(db.tables.events))
+    assert stored == {"a": 0.0, "b": 10**23, "c": 72057594037921940, "d": 1.5, "e": 123456789.0, "f": 1e-7}
+    assert {k: type(v) for k, v in stored.items()} == {"a": float, "b": int, "c": int, "d": float, "e": float,
+                                                       "f": float}
+    assert stored == {k: as_jsonb_reads(v) for k, v in given.items()}

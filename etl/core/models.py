@@ -474,20 +474,6 @@ def _reason_of(exc: BaseException) -> str:
     return f"the record could not be read: {type(exc).__name__}: {message}"[:MAX_REASON]
 
 
-def storable(raw: Any) -> Any:
-    """`raw` if the rejects table can record it as JSON, else a readable stand-in (a record whose
-    own methods raise must not fail the page a second time while its reject is written)."""
-    try:
-        json.dumps(raw, default=str)
-        return raw
-    except Exception:  # noqa: BLE001 - whatever the record does, its reject is still written
-        try:
-            text = repr(raw)
-        except Exception:  # noqa: BLE001
-            text = f"<{type(raw).__name__}>"
-        return {"unstorable_record_repr": text[:100_000]}
-
-
 def _is_control_flow(exc: BaseException) -> bool:
     # Temporal delivers an activity's cancellation as an exception in its thread: that is no
     # record's fault and must reach the activity.
@@ -508,5 +494,5 @@ def transform(records: Iterable[Any]) -> tuple[list[Event], list[tuple[Any, str]
         except Exception as exc:  # noqa: BLE001 - one record never fails, stalls or wedges the page
             if _is_control_flow(exc):
                 raise
-            rejects.append((storable(raw), _reason_of(exc)))
+            rejects.append((raw, _reason_of(exc)))
     return events, rejects

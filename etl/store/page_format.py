@@ -16,7 +16,8 @@ and lone surrogates reach the transform, which rejects them with its own reasons
 where it is exact, the standard library where it is not (lone surrogates, integers past 64
 bits, NaN, keys that are not text): such a line starts with a space and is read back by the
 standard library. A record no line can hold is left out of the page and returned with its
-reason, to become a reject.
+reason (the transform's, when the transform rejects it too, so both flows give the same one),
+to become a reject.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from etl.core.models import JSON_FIELDS, all_finite, json_default, key_problem, storable
+from etl.core.models import JSON_FIELDS, all_finite, json_default, key_problem, transform
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 EXACT_MARK = " "
@@ -82,7 +83,10 @@ def encode_page(records: list[Any]) -> tuple[bytes, int, list[tuple[Any, str]]]:
         try:
             lines.append(encode_record(record))
         except Exception as exc:  # noqa: BLE001 - one record never fails the page
-            unstorable.append((storable(record), f"record cannot be stored as JSON: {_why(exc)}"))
+            # The transform's reason when it rejects the record too: the one StreamingETLFlow gives.
+            rejected = transform([record])[1]
+            reason = rejected[0][1] if rejected else f"record cannot be stored as JSON: {_why(exc)}"
+            unstorable.append((record, reason))
     return LINES + "\n".join(lines).encode(), len(lines), unstorable
 
 
