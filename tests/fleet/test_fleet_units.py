@@ -169,7 +169,8 @@ def test_team_members_from_people_or_membership_records():
 
 
 def test_report_says_when_nothing_was_started():
-    summary = FlowSummary("f1", "synthetic-events", 10, 1, 9, 0, 1, 0.5)
+    summary = FlowSummary(workflow_id="f1", strategy="synthetic-events", extracted=10, rejected=1, loaded=9,
+                          batches=1, duration_s=0.5)
     reused = [ChildOutcome("f1", "synthetic-events", "completed", summary, 0.5, note="already completed")]
     assert launch_note(reused) == ("nothing new started: the 1 flow had already completed; "
                                    "its recorded result is shown")
@@ -183,7 +184,8 @@ def test_report_says_when_nothing_was_started():
 
 
 def test_report_shows_duplicates_so_a_rerun_loading_nothing_is_explained():
-    rerun = FlowSummary("f1", "synthetic-events", extracted=10, rejected=1, loaded=0, duplicates_skipped=9,
+    rerun = FlowSummary(workflow_id="f1", strategy="synthetic-events", extracted=10, rejected=1, loaded=0,
+                        duplicates_skipped=9,
                         batches=1, duration_s=0.5)
     table = summary_table([ChildOutcome("f1", "synthetic-events", "completed", rerun, 0.5, note="restarted")])
     header, _, row, _, total, note = table.splitlines()
