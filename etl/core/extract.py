@@ -111,3 +111,36 @@ def extract_method(name: str, *, query_type: str | None = None,
         return fn
 
     return register
+
+
+GroupExpander = Callable[[str, Any, "dict[str, Any] | None"], list[str]]
+_EXPANDERS: dict[str, GroupExpander] = {}
+
+
+def group_expander(query_type: str) -> Callable[[GroupExpander], GroupExpander]:
+    """Register `fn(group, settings, args) -> member names`, which expands a group (a team) of the
+    source whose query type is `query_type`, for the launchers' one flow per member. It lives
+    beside the source's client, so the query type itself makes no network calls. Returns it unchanged."""
+    def register(fn: GroupExpander) -> GroupExpander:
+        if not callable(fn):
+            raise TypeError(f"@group_expander({query_type!r}) decorates a function, got {fn!r}")
+        existing = _EXPANDERS.get(query_type)
+        where = f"{fn.__module__}.{fn.__qualname__}"
+        if existing is not None and f"{existing.__module__}.{existing.__qualname__}" != where:
+            raise DuplicateNameError("group expander", query_type,
+                                     f"{existing.__module__}.{existing.__qualname__}", where)
+        _EXPANDERS[query_type] = fn
+        return fn
+
+    return register
+
+
+def expand_group(query_type: str, group: str, settings: Any, args: dict[str, Any] | None = None) -> list[str]:
+    """The members of `group` by the expander registered for `query_type`; `UnknownNameError` lists
+    the query types that can expand a group."""
+    discovery.discover()
+    try:
+        fn = _EXPANDERS[query_type]
+    except KeyError:
+        raise UnknownNameError("group expander", query_type, _EXPANDERS) from None
+    return fn(group, settings, args)

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import threading
-from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -27,9 +25,14 @@ from launchpadlib.launchpad import Launchpad
 from lazr.restfulclient.errors import CredentialsFileError, HTTPError
 
 from etl.core.errors import ConfigError, QueryError, SourceError, SourceUnavailable, shown
+from etl.core.extract import Page
 from etl.core.settings import Settings
+from etl.core.times import read_time
 from etl.kit.answers import retry_after, transient
+from etl.kit.events import Events
+from etl.kit.idle import Idle
 from etl.kit.retry import retrying as kit_retrying
+from etl.kit.walk import Batch, Item, Listing, walk
 from sources.launchpad.query import LaunchpadQuery
 from sources.launchpad.settings import LaunchpadSettings
 
@@ -81,25 +84,8 @@ def _login_key(query: LaunchpadQuery, settings: Settings) -> tuple:
 
 
 # Logging in parses Launchpad's 1.5 MB WADL (about 0.1 s and 16 MB): a few idle clients are kept for
-# the next extract call (a resumed or chunked flow, a retry), each used by one thread at a time.
-_IDLE: list[tuple[tuple, Launchpad]] = []
-_IDLE_LOCK = threading.Lock()
-MAX_IDLE = 2
-
-
-def _take(key: tuple) -> Launchpad | None:
-    with _IDLE_LOCK:
-        for k, (idle_key, lp) in enumerate(_IDLE):
-            if idle_key == key:
-                del _IDLE[k]
-                return lp
-    return None
-
-
-def _give_back(key: tuple, lp: Launchpad) -> None:
-    with _IDLE_LOCK:
-        _IDLE.append((key, lp))
-        del _IDLE[:-MAX_IDLE]
+# the next extract call (a resumed or chunked flow, a retry).
+IDLE: Idle[Launchpad] = Idle(keep=2)
 
 
 def login(query: LaunchpadQuery, settings: Settings) -> Launchpad:
@@ -135,14 +121,6 @@ def person_named(lp: Launchpad, base: str, name: str):
     return retrying(look_up, f"the person {name!r}")
 
 
-def when(value: Any) -> datetime | None:
-    """A Launchpad time (ISO 8601 text or datetime) as an aware UTC datetime."""
-    if value is None or value == "":
-        return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
 def name_of(person_link: str | None) -> str | None:
     """`alice` from `.../~alice`: links are canonical, so no request is needed to know who acted."""
     return person_link.rstrip("/").rsplit("/~", 1)[-1] if person_link else None
@@ -165,66 +143,48 @@ class Client:
     def __init__(self, query: LaunchpadQuery, settings: Settings):
         self.key = _login_key(query, settings)
         self.base = f"{self.key[0]}{self.key[1]}/"
-        self.lp = _take(self.key) or login(query, settings)
+        self.lp = IDLE.take(self.key) or login(query, settings)
 
     def __enter__(self) -> Launchpad:
         return self.lp
 
     def __exit__(self, *exc: Any) -> None:
-        _give_back(self.key, self.lp)
+        if self.lp is not None:  # an HTTP error leaves it usable: hand it back for the next extract call
+            IDLE.give_back(self.key, self.lp)
+            self.lp = None
 
 
-@dataclass
-class PageView:
-    entries: list[dict]
-    start: int
-    next: str | None
+class Session(Client):
+    """One extract call's view of Launchpad: the member, its acts in the window, counted requests."""
 
-
-class Session:
-    """One extract call's view of Launchpad: the member, the range, and counted requests."""
-
-    def __init__(self, query: LaunchpadQuery, settings: Settings):
+    def __init__(self, query: LaunchpadQuery, settings: Settings, event_type: str):
+        super().__init__(query, settings)
         self.query = query
-        self._key = _login_key(query, settings)
-        self.base = f"{self._key[0]}{self._key[1]}/"
-        self.requests = 0
-        self.lp = _take(self._key) or login(query, settings)
-        self.start = datetime.combine(query.data_date_start, time(), timezone.utc)
-        self.end = datetime.combine(query.data_date_end, time(), timezone.utc)
+        self.requests = 1
         try:
-            self.member = self._member(query.member)
+            self.member = person_named(self.lp, self.base, query.member)
         except BaseException:
             self.close()
             raise
-        self._zones: dict[str, str | None] = {query.member: self.member.time_zone}
+        if self.member.is_team:
+            self.close()
+            raise QueryError(query.name, "member", f"{query.member!r} is a team; run the flow for each of its "
+                                                   "members (the launcher expands teams)")
+        self._zone = self.member.time_zone
+        self.events = Events("launchpad", event_type)
 
     def close(self) -> None:
-        """Hand the client back for the next extract call (an HTTP error leaves it usable)."""
-        if self.lp is not None:
-            _give_back(self._key, self.lp)
-            self.lp = None
+        self.__exit__()
 
-    def _member(self, name: str):
-        self.requests += 1
-        person = person_named(self.lp, self.base, name)
-        if person.is_team:
-            raise QueryError(self.query.name, "member", f"{name!r} is a team; run the flow for each of its "
-                                                        "members (the launcher expands teams)")
-        return person
-
-    def zone(self, name: str) -> str | None:
-        """The person's time zone, fetched once per person per session."""
-        if name not in self._zones:
-            self.requests += 1
-            self._zones[name] = person_named(self.lp, self.base, name).time_zone
-        return self._zones[name]
-
-    def mine(self, person_link: str | None) -> bool:
-        return name_of(person_link) == self.query.member
-
-    def in_range(self, moment: datetime | None) -> bool:
-        return moment is not None and self.start <= moment < self.end
+    def act(self, person_link: str | None, at: Any, event_id: str, **fields: Any) -> dict | None:
+        """The event of an act (see `etl.kit.events`) in the member's time zone, when the member did it
+        (`person_link` is theirs) inside the window; else None."""
+        if name_of(person_link) != self.query.member or at in (None, ""):
+            return None
+        moment = read_time(at).astimezone(timezone.utc)
+        if not self.query.contains(moment):
+            return None
+        return self.events.event(event_id, actor=self.query.member, at=moment, zone=self._zone, **fields)
 
     def relative(self, url: str) -> str:
         """`url` without the API base: cursors stay short."""
@@ -234,17 +194,20 @@ class Session:
         self.requests += 1
         return retrying(call, what)
 
-    @staticmethod
-    def _view(page: Any) -> PageView:
-        return PageView(list(page.entries), int(page.start), getattr(page, "next_collection_link", None))
+    def _batch(self, page: Any) -> Batch:
+        following = getattr(page, "next_collection_link", None)
+        return Batch(list(page.entries), int(page.start), self.relative(following) if following else None)
 
-    def open(self, operation: Callable[[], Any], what: str) -> PageView:
-        """The first page of a named operation's result."""
-        return self._call(lambda: self._view(operation()), what)
+    def listing(self, what: str, operation: Callable[[], Any], key: Callable[[dict], str],
+                item: Callable[[dict], Item | None]) -> Listing:
+        """A top-level list for the walk: the named operation `what` (its first page is `operation()`),
+        an entry's key (a link, kept relative) and what the entry holds."""
+        return Listing(what, lambda: self._call(lambda: self._batch(operation()), what),
+                       lambda entry: self.relative(key(entry)), item)
 
-    def page(self, url: str, what: str) -> PageView:
-        """The collection page at `url` (absolute, or relative to the API base)."""
-        return self._call(lambda: self._view(self.lp.load(url if "://" in url else self.base + url)), what)
+    def read(self, ref: str, what: str) -> Batch:
+        """The collection page at `ref` (relative to the API base, or absolute)."""
+        return self._call(lambda: self._batch(self.lp.load(ref if "://" in ref else self.base + ref)), what)
 
     def load(self, url: str, what: str):
         """The entry at `url`, or None when it is gone or hidden since the search listed it."""
@@ -255,11 +218,9 @@ class Session:
                 return None
             raise
 
-    def record(self, *, event_id: str, parent: Any, event_type: str, relation_type: str, actor: str,
-               moment: datetime, event_properties: dict, relation_properties: dict, metrics: dict) -> dict:
-        """A raw event record (etl.core.models) of `actor`'s act at `moment`."""
-        return {"source_kind_id": "launchpad", "parent_item_id": str(parent), "event_id": event_id,
-                "event_type": event_type, "relation_type": relation_type, "employee_id": actor,
-                "event_time_utc": moment.isoformat(), "timezone": self.zone(actor),
-                "event_properties": event_properties, "relation_properties": relation_properties,
-                "metrics": metrics}
+    def walk(self, listings: list[Listing], cursor: str | None) -> Iterator[Page]:
+        """The kit's walk over `listings` (etl/kit/walk.py), from `cursor`; closes the session at the end."""
+        try:
+            yield from walk(listings, cursor, self.read, cost=lambda: self.requests, source="Launchpad")
+        finally:
+            self.close()

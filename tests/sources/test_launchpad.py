@@ -250,7 +250,7 @@ def test_answers_cut_short_are_asked_again(tmp_path):
     from tests.reliability.chaos_http import ChaosPlan, make_chaotic
 
     with FixtureService(seed=0) as service:
-        server = service._server  # noqa: SLF001 - the fixture keeps its server private
+        server = service._httpd  # noqa: SLF001 - the loopback server keeps its HTTP server private
         honest = server.RequestHandlerClass
         make_chaotic(server, ChaosPlan(rate=1.0, seed=0, stall_s=0, kinds=("cut",)))
         with pytest.raises(SourceUnavailable, match="did not answer") as caught:
@@ -269,7 +269,7 @@ def test_a_garbled_answer_is_transient_and_quoted(tmp_path):
     """A status line of escape codes, a NUL and `\\N` is asked again like any broken answer, and the
     error quotes it: an ESC from the wire must not reach a terminal or a log raw."""
     with FixtureService(seed=0) as service:
-        server = service._server  # noqa: SLF001 - the fixture keeps its server private
+        server = service._httpd  # noqa: SLF001 - the loopback server keeps its HTTP server private
 
         class Garbled(server.RequestHandlerClass):
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
