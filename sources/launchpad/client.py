@@ -1,13 +1,11 @@
-"""A launchpadlib session for one extract call: login, the member, errors, pages, records.
+"""A launchpadlib session for one extract call: login, the member, errors, pages, events.
 
-Login is anonymous unless the worker's settings name a credentials file
-(LP_CREDENTIALS_FILE), which is read here and never enters a query. Every HTTP call
-has a timeout. Errors that retrying cannot fix (401, 403, 404, 400, no such member)
-become `SourceError`/`QueryError`, which activities fail at once; 5xx, 429, timeouts, lost
-connections and answers cut short become `SourceUnavailable` (with the `Retry-After` Launchpad sent).
-Every request, the member lookup included, goes through `retrying`: up to `RETRIES` tries
-here (waits of at most 10 s), then the activity retry policy takes over, with Launchpad's
-`Retry-After` as its delay.
+Login is anonymous unless LP_CREDENTIALS_FILE names a credentials file (read here, never a query
+argument). Every HTTP call has a timeout and goes through `retrying`: Launchpad's refusals that
+retrying cannot fix (401, 403, 404, 400, no such member) become `SourceError`/`QueryError`, which
+fail the activity at once; 5xx, 429, timeouts, lost connections and answers cut short become
+`SourceUnavailable`, retried `RETRIES` times here (waits of at most 10 s), then by the activity's
+retry policy with Launchpad's `Retry-After` as its delay.
 """
 
 from __future__ import annotations
@@ -52,23 +50,24 @@ def service_root(query: LaunchpadQuery, settings: Settings) -> str:
     return root if root.endswith("/") else root + "/"
 
 
+HINTS = {401: "the credentials in LP_CREDENTIALS_FILE were refused; make new ones",
+         403: "the credentials do not allow it (private data needs LP_CREDENTIALS_FILE)",
+         404: "it does not exist (or is private); check service_root and api_version"}
+
+
 @contextlib.contextmanager
 def refusals(what: str) -> Iterator[None]:
     """Turn Launchpad's refusals of `what` into `SourceError` (permanent) or `SourceUnavailable` (for now)."""
     try:
         yield
     except HTTPError as exc:
-        status = exc.response.status
+        status, answer, body = exc.response.status, exc.response, exc.content
         if transient(status):
-            raise SourceUnavailable(f"Launchpad could not answer {what} (HTTP {status} {exc.response.reason})",
-                                    status=status, retry_after_s=retry_after(exc.response.get("retry-after"))
-                                    ) from exc
-        body = shown(exc.content.decode("utf-8", "replace") if isinstance(exc.content, bytes) else str(exc.content),
-                     300)
-        hint = {401: "the credentials in LP_CREDENTIALS_FILE were refused; make new ones",
-                403: "the credentials do not allow it (private data needs LP_CREDENTIALS_FILE)",
-                404: "it does not exist (or is private); check service_root and api_version"}.get(status, body)
-        raise SourceError(f"Launchpad refused {what} (HTTP {status}): {hint}", status=status) from None
+            raise SourceUnavailable(f"Launchpad could not answer {what} (HTTP {status} {answer.reason})",
+                                    status=status, retry_after_s=retry_after(answer.get("retry-after"))) from exc
+        said = shown(body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body), 300)
+        raise SourceError(f"Launchpad refused {what} (HTTP {status}): {HINTS.get(status, said)}", status=status) \
+            from None
     except (TimeoutError, ConnectionError, HttpLib2Error, http.client.HTTPException) as exc:
         # HTTPException: an answer cut short (IncompleteRead) or garbled on the wire; asking again helps.
         # Quoted: what came off the wire may hold control characters (an ESC would recolour a terminal).
@@ -159,19 +158,15 @@ class Session(Client):
 
     def __init__(self, query: LaunchpadQuery, settings: Settings, event_type: str):
         super().__init__(query, settings)
-        self.query = query
-        self.requests = 1
+        self.query, self.requests, self.events = query, 1, Events("launchpad", event_type)
         try:
             self.member = person_named(self.lp, self.base, query.member)
+            if self.member.is_team:
+                raise QueryError(query.name, "member", f"{query.member!r} is a team; run the flow for each of "
+                                                       "its members (the launcher expands teams)")
         except BaseException:
             self.close()
             raise
-        if self.member.is_team:
-            self.close()
-            raise QueryError(query.name, "member", f"{query.member!r} is a team; run the flow for each of its "
-                                                   "members (the launcher expands teams)")
-        self._zone = self.member.time_zone
-        self.events = Events("launchpad", event_type)
 
     def close(self) -> None:
         self.__exit__()
@@ -179,12 +174,10 @@ class Session(Client):
     def act(self, person_link: str | None, at: Any, event_id: str, **fields: Any) -> dict | None:
         """The event of an act (see `etl.kit.events`) in the member's time zone, when the member did it
         (`person_link` is theirs) inside the window; else None."""
-        if name_of(person_link) != self.query.member or at in (None, ""):
-            return None
-        moment = read_time(at).astimezone(timezone.utc)
-        if not self.query.contains(moment):
-            return None
-        return self.events.event(event_id, actor=self.query.member, at=moment, zone=self._zone, **fields)
+        mine = name_of(person_link) == self.query.member and at not in (None, "")
+        moment = read_time(at).astimezone(timezone.utc) if mine else None
+        return self.events.event(event_id, actor=self.query.member, at=moment, zone=self.member.time_zone,
+                                 **fields) if moment and self.query.contains(moment) else None
 
     def relative(self, url: str) -> str:
         """`url` without the API base: cursors stay short."""
@@ -194,20 +187,21 @@ class Session(Client):
         self.requests += 1
         return retrying(call, what)
 
-    def _batch(self, page: Any) -> Batch:
-        following = getattr(page, "next_collection_link", None)
-        return Batch(list(page.entries), int(page.start), self.relative(following) if following else None)
+    def _batch(self, fetch: Callable[[], Any], what: str) -> Batch:
+        def read(page: Any) -> Batch:
+            following = getattr(page, "next_collection_link", None)
+            return Batch(list(page.entries), int(page.start), self.relative(following) if following else None)
+        return self._call(lambda: read(fetch()), what)
 
     def listing(self, what: str, operation: Callable[[], Any], key: Callable[[dict], str],
                 item: Callable[[dict], Item | None]) -> Listing:
         """A top-level list for the walk: the named operation `what` (its first page is `operation()`),
         an entry's key (a link, kept relative) and what the entry holds."""
-        return Listing(what, lambda: self._call(lambda: self._batch(operation()), what),
-                       lambda entry: self.relative(key(entry)), item)
+        return Listing(what, lambda: self._batch(operation, what), lambda entry: self.relative(key(entry)), item)
 
     def read(self, ref: str, what: str) -> Batch:
         """The collection page at `ref` (relative to the API base, or absolute)."""
-        return self._call(lambda: self._batch(self.lp.load(ref if "://" in ref else self.base + ref)), what)
+        return self._batch(lambda: self.lp.load(ref if "://" in ref else self.base + ref), what)
 
     def load(self, url: str, what: str):
         """The entry at `url`, or None when it is gone or hidden since the search listed it."""

@@ -1,11 +1,6 @@
-"""Expanding a Launchpad team into its members' names, for launching one flow per member.
-
-`team.members` lists the members; some Launchpad versions (and `members_details`) hand back
-membership records instead, whose person is `membership.member` (a membership record has no
-`name` of its own). Both are handled. It logs in the one way the flows do (`client.login`,
-with LP_TIMEOUT, the credentials of LP_CREDENTIALS_FILE and the client's retries). Registered
-as the `launchpad` query type's group expander: runs in the launcher
-(`LaunchpadQuery.expand_group`), never in a workflow.
+"""Expanding a Launchpad team into its members' names: the `launchpad` group expander, which the
+launcher runs (`LaunchpadQuery.expand_group`), never a workflow. It logs in as the flows do. A
+membership record (some Launchpad versions, `members_details`) has no `name`: its person is `member`.
 """
 
 from __future__ import annotations
