@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from etl.core import discovery
-from etl.core.errors import DuplicateNameError, UnknownNameError
+from etl.core.errors import DuplicateNameError, QueryError, UnknownNameError
 
 
 #: The key that marks a record its source could not map (see `rejected`).
@@ -136,11 +136,12 @@ def group_expander(query_type: str) -> Callable[[GroupExpander], GroupExpander]:
 
 
 def expand_group(query_type: str, group: str, settings: Any, args: dict[str, Any] | None = None) -> list[str]:
-    """The members of `group` by the expander registered for `query_type`; `UnknownNameError` lists
-    the query types that can expand a group."""
+    """The members of `group` by the expander registered for `query_type`; `QueryError` when the
+    source has none."""
     discovery.discover()
-    try:
-        fn = _EXPANDERS[query_type]
-    except KeyError:
-        raise UnknownNameError("group expander", query_type, _EXPANDERS) from None
+    fn = _EXPANDERS.get(query_type)
+    if fn is None:
+        known = ", ".join(sorted(_EXPANDERS)) or "none"
+        raise QueryError(query_type, None, f"the {query_type!r} source cannot expand a group into members "
+                                           f"(the sources that can: {known})")
     return fn(group, settings, args)

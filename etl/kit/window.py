@@ -13,6 +13,7 @@ and `contains(at)`: whether a time as the API wrote it (`read_time`: ISO 8601, R
 epoch) lies in `[since, until)`. The fields may be dates (midnight UTC) or datetimes. A time
 `contains` cannot read raises ValueError: inside `mapped` (etl/kit/events.py) that record
 becomes a reject, not a failed activity. A subclass's own `validate` calls `super().validate()`.
+`expand_group` asks the group expander the source registered beside its client (`@group_expander`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from datetime import date, datetime, time, timezone
 from typing import Any
 
 from etl.core.errors import QueryError
+from etl.core.extract import expand_group
 from etl.core.query import Query
 from etl.core.times import read_time
 
@@ -50,6 +52,12 @@ class WindowQuery(Query):
             return False
         start, end = self.window
         return start <= read_time(at) < end
+
+    @classmethod
+    def expand_group(cls, group: str, settings: Any, args: dict[str, Any] | None = None) -> list[str]:
+        """The members of `group`, by the expander the source registered beside its client
+        (`@group_expander`): the query itself makes no network calls."""
+        return expand_group(cls.name, group, settings, args)
 
     def _window_names(self) -> tuple[str, str]:
         if not self.window_fields:

@@ -19,13 +19,14 @@ OK, BY_HAND, REFUSED = 0, 1, 2
 
 
 def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False, template: str = "project",
+             key: str | None = None, window: str | None = None,
              out: Callable[[str], None] = print, err: Callable[[str], None] | None = None) -> int:
-    """Create the source `source` with `flows` under `root` from `template` (`person` or `project`),
-    or check and repair it."""
+    """Create the source `source` with `flows` under `root` from `template` (`person` or `project`), its
+    query's `key` field and `window` (`days` or `times`) as asked, or check and repair it."""
     err = err or (lambda line: print(line, file=sys.stderr))
     flows = list(dict.fromkeys(flows))  # a flow named twice is still one flow
-    layout = Layout(root, source, template)
-    refused = refusals(layout, flows, out)
+    layout = Layout(root, source, template, key, window)
+    refused = ([names.key_problem(key)] if key and names.key_problem(key) else []) or refusals(layout, flows, out)
     if refused:
         for message in refused:
             err(f"error: {message}")

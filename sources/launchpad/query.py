@@ -9,7 +9,6 @@ from datetime import date
 from launchpadlib import uris
 
 from etl.core.errors import QueryError, shown
-from etl.core.extract import expand_group
 from etl.core.query import query_type
 from etl.kit.window import WindowQuery
 
@@ -37,11 +36,6 @@ class LaunchpadQuery(WindowQuery):
     summary_fields = ("member", "data_date_start", "data_date_end", "service_root")
     member_field = "member"
     window_fields = ("data_date_start", "data_date_end")
-
-    @classmethod
-    def expand_group(cls, group: str, settings, args: dict | None = None) -> list[str]:
-        """A Launchpad team's members, by the client's expander (`sources.launchpad.teams`)."""
-        return expand_group(cls.name, group, settings, args)
 
     def validate(self) -> None:
         if not NAME.match(self.member):
