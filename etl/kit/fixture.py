@@ -85,7 +85,8 @@ class Faults:
         inject("5xx", count=2, after=3)          requests 4 and 5 answer 502 (`status=500`, 503, 504: those)
         inject("429", seconds=1)                 the next answers 429 with Retry-After: 1; `wait_as="date"`
                                                  says it as an HTTP date, `"reset"` as X-RateLimit-Remaining: 0
-                                                 and X-RateLimit-Reset (an epoch time); a 503 says it too
+                                                 and X-RateLimit-Reset (an epoch time); a 503 says it as
+                                                 Retry-After (seconds or a date)
         inject("rate_limit", seconds=2)          the next spends the quota (X-RateLimit-Remaining: 0);
                                                  until the reset, `seconds` on, requests get 403
         inject("rate_limit", seconds=3 * 3600, announce=False)   the next already gets 403
@@ -236,7 +237,7 @@ class FixtureServer(LoopbackServer):
 
 def _say_wait(fault: _Fault, headers: dict[str, str]) -> None:
     """How long to wait, said as `fault.wait_as` asks (see `WAITS`)."""
-    if fault.wait_as == "reset":
+    if fault.wait_as == "reset" and fault.kind == "429":
         headers.update({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(math.ceil(time.time() + fault.seconds))})
     elif fault.wait_as == "date":
         headers["Retry-After"] = email.utils.formatdate(math.ceil(time.time() + fault.seconds), usegmt=True)

@@ -33,6 +33,9 @@ def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False
         return REFUSED
 
     plan = check.examine(layout, flows)
+    stale = apply.stale_env_example(root) if not plan.new_source else None
+    if stale:  # a new source's settings are added after its files are written, below
+        plan.findings.append(stale)
     backups: dict[Path, Path] = {}
     if not dry_run:
         now = datetime.now()
