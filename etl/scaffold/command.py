@@ -33,8 +33,9 @@ def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False
         return REFUSED
 
     plan = check.examine(layout, flows)
-    stale = apply.stale_env_example(root) if not plan.new_source else None
-    if stale:  # a new source's settings are added after its files are written, below
+    # With files to write, .env.example is regenerated after them (below), from what they declare then.
+    stale = apply.stale_env_example(root) if not plan.actions else None
+    if stale:
         plan.findings.append(stale)
     backups: dict[Path, Path] = {}
     if not dry_run:
@@ -58,7 +59,7 @@ def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False
         registered = ([f"query type {source!r}"] if query_type else []) + strategies
         out(f"Imported cleanly; registered {', '.join(registered)}.")
         if apply.refresh_env_example(root):
-            out("Updated .env.example with the source's settings.")
+            out("Updated .env.example: it lists the settings as they are declared now.")
     if plan.marked:
         report.next_steps(plan, out)
     return status
