@@ -7,6 +7,7 @@ these tests also prove that it finds its project from its own location.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from etl.core.extract import REJECTED
 from etl.scaffold import pyast, render
 from etl.scaffold.layout import Layout
 from etl.scaffold.plan import is_scaffold
@@ -362,24 +364,11 @@ def test_the_key_field_and_a_window_of_days_are_chosen(project):
     assert 'board: str = "example"' in query and "data_date_start: date = date(2024, 1, 1)" in query
     assert 'window_fields = ("data_date_start", "data_date_end")' in query and "member_field" not in query
     assert "`board` | the board whose acts are read" in (project / "sources/board/README.md").read_text()
-    code = ("from etl.core.extract import ExtractStrategy; from etl.core.query import QueryFactory\n"
-            "from etl.core.settings import settings_from_env\n"
-            "from sources.board.fixture.server import BoardFixture\n"
-            "with BoardFixture(token='t0ken', max_per_page=2) as api:\n"
-            "    settings = settings_from_env({'BOARD_API_URL': api.url, 'BOARD_TOKEN': 't0ken'})\n"
-            "    q = QueryFactory.create('board', {'data_date_start': '2024-01-06', 'data_date_end': '2024-01-20'})\n"
-            "    print(sorted(r['event_id'] for p in ExtractStrategy.create('board-cards').pages(q, None, settings)\n"
-            "                 for r in p.records))\n"
-            "    try:\n"
-            "        QueryFactory.create('board', {'data_date_start': '2024-01-06', 'data_date_end': '2024-01-06'})\n"
-            "    except Exception as exc:\n"
-            "        print(exc)\n")
-    run = python(project, "-B", "-c", code)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == [
-        "['board-cards-sample-2']",
+    assert [r["event_id"] for r in extracted(project, "board", "cards", {
+        "data_date_start": "2024-01-06", "data_date_end": "2024-01-20"})] == ["board-cards-sample-2"]
+    assert extracted(project, "board", "cards", {"data_date_start": "2024-01-06", "data_date_end": "2024-01-06"}) == (
         "board.data_date_end: 2024-01-06 is not after data_date_start (2024-01-06); the window is "
-        "[data_date_start, data_date_end): the end is exclusive"]
+        "[data_date_start, data_date_end): the end is exclusive")
     refused = new(project, "crew", "--key", "created_at")
     assert refused.returncode == 2 and "key 'created_at' is taken" in refused.stderr
 
@@ -390,21 +379,32 @@ def test_a_time_the_flow_cannot_read_makes_a_reject_not_a_failed_extract(project
     server.write_text(server.read_text().replace(
         '"created_at": f"{day}T12:00:00Z"}',
         '"created_at": {1: "Fri, 05 Jan 2024 13:00:00 +0100", 2: "1705060800", 3: "not a time"}.get(n, day)}'))
-    code = ("from etl.core.extract import ExtractStrategy, REJECTED; from etl.core.query import QueryFactory\n"
+    got = [(r.get("event_id"), r.get("event_time_utc"), r.get(REJECTED)) for r in extracted(project, "acme", "widgets")]
+    assert got == [
+        ("acme-widgets-sample-1", "2024-01-05T12:00:00+00:00", None),
+        ("acme-widgets-sample-2", "2024-01-12T12:00:00+00:00", None),
+        (None, None, "the source could not map the record: ValueError: 'not a time' is not a time (ISO 8601, "
+                     "RFC 2822 or epoch seconds)")]
+
+
+def extracted(root: Path, source: str, flow: str, args: dict | None = None) -> list[dict] | str:
+    """What `SOURCE-FLOW` extracts with `args` from its sample fixture, in a fresh interpreter in the
+    copy: its records, or the error's message."""
+    layout = Layout(root, source)
+    code = ("import json, sys\nfrom etl.core.extract import ExtractStrategy; from etl.core.query import QueryFactory\n"
             "from etl.core.settings import settings_from_env\n"
-            "from sources.acme.fixture.server import AcmeFixture\n"
-            "with AcmeFixture(token='t0ken', max_per_page=2) as api:\n"
-            "    settings = settings_from_env({'ACME_API_URL': api.url, 'ACME_TOKEN': 't0ken'})\n"
-            "    q = QueryFactory.create('acme', {})\n"
-            "    for r in (r for p in ExtractStrategy.create('acme-widgets').pages(q, None, settings) for r in p.records):\n"
-            "        print(r.get('event_id'), r.get('event_time_utc'), r.get(REJECTED))\n")
-    run = python(project, "-B", "-c", code)
+            f"from sources.{source}.fixture.server import {layout.fixture_class}\n"
+            f"with {layout.fixture_class}(token='t0ken', max_per_page=2) as api:\n"
+            f"    settings = settings_from_env({{'{layout.prefix}API_URL': api.url, '{layout.prefix}TOKEN': 't0ken'}})\n"
+            "    try:\n"
+            "        q = QueryFactory.create(sys.argv[1], json.loads(sys.argv[3]))\n"
+            "        pages = ExtractStrategy.create(sys.argv[2]).pages(q, None, settings)\n"
+            "        print(json.dumps([r for p in pages for r in p.records]))\n"
+            "    except Exception as exc:\n"
+            "        print(json.dumps(str(exc)))\n")
+    run = python(root, "-B", "-c", code, source, layout.strategy(flow), json.dumps(args or {}))
     assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == [
-        "acme-widgets-sample-1 2024-01-05T12:00:00+00:00 None",
-        "acme-widgets-sample-2 2024-01-12T12:00:00+00:00 None",
-        "None None the source could not map the record: ValueError: 'not a time' is not a time (ISO 8601, RFC 2822 "
-        "or epoch seconds)"]
+    return json.loads(run.stdout)
 
 
 def test_a_stale_env_example_is_reported_and_repaired(project):

@@ -70,20 +70,22 @@ def test_the_apis_failures_are_not_rejects():
 @query_type("test-kit-window")
 @dataclass(frozen=True)
 class DaysQuery(WindowQuery):
-    board: str
+    """A window of days named `start` and `end`."""
+
     start: date
     end: date
+    board: str = "b"
     window_fields = ("start", "end")
 
 
 def test_window_checks_come_from_window_fields():
-    q = DaysQuery.from_dict({"board": "b", "start": "2024-01-05", "end": "2024-01-06"})
+    q = DaysQuery.from_dict({"start": "2024-01-05", "end": "2024-01-06"})
     assert q.contains("2024-01-05T00:00:00Z") and q.contains("Fri, 05 Jan 2024 23:59:59 GMT")
     assert not q.contains("2024-01-06T00:00:00Z") and not q.contains(None)
     with pytest.raises(ValueError):
         q.contains("soon")
     with pytest.raises(QueryError, match="test-kit-window.end: 2024-01-05 is not after start"):
-        DaysQuery.from_dict({"board": "b", "start": "2024-01-05", "end": "2024-01-05"})
+        DaysQuery.from_dict({"start": "2024-01-05", "end": "2024-01-05"})
     with pytest.raises(QueryError, match="cannot expand a group"):
         DaysQuery.expand_group("devs", None)
 
