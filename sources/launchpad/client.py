@@ -1,12 +1,11 @@
 """A launchpadlib session for one extract call: login, the member, errors, pages, events.
 
 Login is anonymous unless LP_CREDENTIALS_FILE names a credentials file (read here, never a query
-argument). Every HTTP call has a timeout and goes through `retrying`: Launchpad's refusals that
-retrying cannot fix (401, 403, 404, 400, no such member) become `SourceError`/`QueryError`, which
-fail the activity at once; 5xx, 429, timeouts, lost connections and answers cut short become
-`SourceUnavailable`, retried `RETRIES` times here (waits of at most 10 s), then by the activity's
-retry policy with Launchpad's `Retry-After` as its delay.
-"""
+argument). Every HTTP call, the member lookup included, has a timeout and goes through `retrying`:
+refusals that retrying cannot fix (401, 403, 404, 400, no such member) become `SourceError` or
+`QueryError`, which fail the activity at once; 5xx, 429, timeouts, lost connections and answers
+cut short become `SourceUnavailable`, retried `RETRIES` times here (waits of at most 10 s), then
+by the activity's retry policy with Launchpad's `Retry-After` as its delay."""
 
 from __future__ import annotations
 
@@ -120,11 +119,6 @@ def person_named(lp: Launchpad, base: str, name: str):
     return retrying(look_up, f"the person {name!r}")
 
 
-def name_of(person_link: str | None) -> str | None:
-    """`alice` from `.../~alice`: links are canonical, so no request is needed to know who acted."""
-    return person_link.rstrip("/").rsplit("/~", 1)[-1] if person_link else None
-
-
 def retrying(call: Callable[[], Any], what: str) -> Any:
     """`call()` with Launchpad's refusals translated, and the kit's few quick retries of what is
     transient (a Retry-After over 10 s goes to Temporal as the activity's retry delay): one flaky
@@ -174,7 +168,9 @@ class Session(Client):
     def act(self, person_link: str | None, at: Any, event_id: str, **fields: Any) -> dict | None:
         """The event of an act (see `etl.kit.events`) in the member's time zone, when the member did it
         (`person_link` is theirs) inside the window; else None."""
-        mine = name_of(person_link) == self.query.member and at not in (None, "")
+        # `alice` from `.../~alice`: links are canonical, so no request is needed to know who acted.
+        mine = bool(person_link) and person_link.rstrip("/").rsplit("/~", 1)[-1] == self.query.member
+        mine = mine and at not in (None, "")
         moment = read_time(at).astimezone(timezone.utc) if mine else None
         return self.events.event(event_id, actor=self.query.member, at=moment, zone=self.member.time_zone,
                                  **fields) if moment and self.query.contains(moment) else None
