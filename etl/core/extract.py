@@ -16,6 +16,11 @@ Secrets come from `settings`, never from the query.
 A method may also register `split=fn`, `fn(query, parts) -> list[dict]`, returning
 the arguments of up to `parts` disjoint sub-queries whose events together are the
 query's: `StreamingETLFlow` runs them as parallel chunks.
+
+A source whose people come in groups registers `@group_expander("<query type>")` beside its
+client: `fn(group, settings, args) -> member names`, which the launchers' `--team` asks
+through the query type's `expand_group` (the kit's `WindowQuery` asks it), so the query type
+itself makes no network calls.
 """
 
 from __future__ import annotations
