@@ -201,7 +201,7 @@ def _details(case_id: str, case: dict) -> list[str]:
     if f.get("reject_reasons"):
         reasons = ", ".join(f"\"{k}\" {v}" for k, v in sorted(f["reject_reasons"].items()))
         lines.append(f"- `{case_id}`: rejects by reason: {reasons}; duplicates skipped "
-                     f"{f.get('duplicates_skipped', 0)}; activities retried {f.get('retried_activities', 0)}.")
+                     f"{f.get('unchanged', 0)}; activities retried {f.get('retried_activities', 0)}.")
     if "events_scanned" in f:
         lines.append(f"- `{case_id}`: {f['flows']} flows, {f['events_scanned']:,} history events and "
                      f"{f['payloads_scanned']:,} payloads scanned; secrets found: {f['secrets_found']}; "

@@ -26,7 +26,7 @@ def totals(outcomes: list[ChildOutcome], elapsed_s: float | None = None) -> dict
         "extracted": sum(s.extracted for s in done),
         "loaded": sum(s.loaded for s in done),
         "rejected": sum(s.rejected for s in done),
-        "duplicates_skipped": sum(s.duplicates_skipped for s in done),
+        "unchanged": sum(s.unchanged for s in done),
         "flow_seconds": flow_seconds,
         "elapsed_s": round(elapsed_s, 3) if elapsed_s is not None else None,
     }
@@ -60,12 +60,12 @@ def summary_table(outcomes: list[ChildOutcome], elapsed_s: float | None = None) 
     rows = [("FLOW", "STATUS", "LOADED", "DUPLICATES", "REJECTS", "DURATION", "NOTE")]
     for o in outcomes:
         s = o.summary
-        counts = (f"{s.loaded:,}", f"{s.duplicates_skipped:,}", f"{s.rejected:,}") if s else ("-", "-", "-")
+        counts = (f"{s.loaded:,}", f"{s.unchanged:,}", f"{s.rejected:,}") if s else ("-", "-", "-")
         rows.append((o.workflow_id, o.status, *counts, f"{o.duration_s:.1f}s", o.note))
     t = totals(outcomes, elapsed_s)
     wall = f"{t['elapsed_s']:.1f}s" if t["elapsed_s"] is not None else "-"
     rows.append((f"TOTAL: {plural(t['flows'], 'flow')}", f"{t['completed']} ok, {t['failed']} failed",
-                 f"{t['loaded']:,}", f"{t['duplicates_skipped']:,}", f"{t['rejected']:,}", wall,
+                 f"{t['loaded']:,}", f"{t['unchanged']:,}", f"{t['rejected']:,}", wall,
                  "wall time" if t["elapsed_s"] is not None else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {2, 3, 4, 5}
@@ -75,7 +75,7 @@ def summary_table(outcomes: list[ChildOutcome], elapsed_s: float | None = None) 
         lines.append("  ".join(cells).rstrip())
         if n == 0 or n == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
-    if t["duplicates_skipped"]:
+    if t["unchanged"]:
         lines.append(DUPLICATES_NOTE)
     return "\n".join(lines)
 

@@ -366,6 +366,6 @@ async def test_both_workflows_load_each_event_once(run_flow, db, lp, flow):
     assert table(db) == want
     assert batch["loaded"] == len(want) and batch["rejected"] == 0 and batch["batches"] > 1
     streaming = await run_flow(flow, args, streaming=True, pages_per_call=2)
-    assert streaming["loaded"] == 0 and streaming["duplicates_skipped"] == len(want)
+    assert streaming["loaded"] == 0 and streaming["unchanged"] == len(want)
     again = await run_flow(flow, args)
     assert again["loaded"] == 0 and table(db) == want
