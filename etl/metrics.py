@@ -32,7 +32,9 @@ def _counter(name: str, help: str, labels: tuple[str, ...] = ()) -> Counter:
 
 RECORDS_EXTRACTED = _counter("etl_records_extracted_total", "Raw records read from sources.")
 EVENTS_LOADED = _counter("etl_events_loaded_total", "Events inserted into the events table (new rows only).")
-EVENTS_DUPLICATE = _counter("etl_events_duplicate_total", "Events skipped because the table already held them.")
+EVENTS_UPDATED = _counter("etl_events_updated_total", "Rows replaced by a changed version (upsert and history load modes).")
+EVENTS_UNCHANGED = _counter("etl_events_unchanged_total", "Events the table already held (as they were, or at all in "
+                            "insert mode): not written.")
 EVENTS_REJECTED = _counter("etl_events_rejected_total", "Records that could not become events (written as rejects).")
 BATCHES_LOADED = _counter("etl_batches_loaded_total", "ETLFlow batches loaded into the events table.")
 CHUNK_PAGES = _counter("etl_chunk_pages_total", "StreamingETLFlow pages committed by chunk activities.")
@@ -56,18 +58,20 @@ def batch_extracted(records: int, unstorable: int) -> None:
     EVENTS_REJECTED.inc(unstorable)
 
 
-def batch_loaded(inserted: int, duplicates: int) -> None:
+def batch_loaded(inserted: int, updated: int, unchanged: int) -> None:
     """ETLFlow load_batch: one batch loaded."""
     EVENTS_LOADED.inc(inserted)
-    EVENTS_DUPLICATE.inc(duplicates)
+    EVENTS_UPDATED.inc(updated)
+    EVENTS_UNCHANGED.inc(unchanged)
     BATCHES_LOADED.inc()
 
 
-def page_committed(records: int, inserted: int, duplicates: int, rejected: int) -> None:
+def page_committed(records: int, inserted: int, updated: int, unchanged: int, rejected: int) -> None:
     """StreamingETLFlow process_chunk: one page extracted, transformed and loaded."""
     RECORDS_EXTRACTED.inc(records)
     EVENTS_LOADED.inc(inserted)
-    EVENTS_DUPLICATE.inc(duplicates)
+    EVENTS_UPDATED.inc(updated)
+    EVENTS_UNCHANGED.inc(unchanged)
     EVENTS_REJECTED.inc(rejected)
     CHUNK_PAGES.inc()
 

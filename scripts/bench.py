@@ -14,6 +14,9 @@ synthetic source, in one run:
              the database's own ceiling on this machine, measured in the same run
   full       (with --prefill ROWS) the loader into an events table already holding ROWS rows,
              beside the same load into an empty one
+  modes      the load modes on the loader's events: insert into an empty table, insert of rows
+             all present; upsert of rows all present and unchanged, upsert and history of rows
+             all changed; each with PostgreSQL's CPU seconds per million rows
 For each flow: events/s, ratio to plain, peak worker RSS, the largest payload in the
 history, the longest run's history (events), over every continue-as-new run, and the CPU
 seconds per million events of every process involved (worker processes, the PostgreSQL
@@ -206,6 +209,44 @@ def synthetic_events(n: int, seed: int):
     return events
 
 
+def bench_modes(settings: Settings, n: int, batch: int) -> dict:
+    """The load modes, each timed over `n` events in pages of `batch`, with PostgreSQL's CPU."""
+    import dataclasses
+
+    events = synthetic_events(n, seed=905)
+    edited = [dataclasses.replace(e, event_properties={**e.event_properties, "edited": True}, _json=None)
+              for e in events]
+    figures = {}
+
+    def timed(name: str, db: Database, rows: list, mode: str) -> None:
+        settle(settings)
+        meter = stack_meter()
+        before = meter.snapshot()
+        start = time.perf_counter()
+        for i in range(0, n, batch):
+            Events(db).insert(rows[i:i + batch], mode=mode)
+        seconds = time.perf_counter() - start
+        cpu = CpuMeter.figures(before, meter.snapshot(), n)
+        figures[name] = {"rows_per_s": round(n / seconds),
+                         "postgres_cpu_s_per_million": round(cpu["cpu_s_by_process"].get("postgres", 0) * 1e6 / n, 1),
+                         "cpu_s_per_million": cpu["cpu_s_per_million"]}
+
+    for mode in ("insert", "upsert", "history"):
+        db = Database.get(settings.replace(events_table=f"bench_{mode}_{uuid.uuid4().hex[:8]}"))
+        db.ensure_schema()
+        timed(f"{mode}_empty", db, events, mode)
+        timed(f"{mode}_unchanged", db, events, mode)
+        if mode != "insert":
+            timed(f"{mode}_changed", db, edited, mode)
+    for name in ("upsert_unchanged", "history_unchanged"):
+        figures[name]["ratio_to_insert_present"] = round(
+            figures[name]["rows_per_s"] / figures["insert_unchanged"]["rows_per_s"], 3)
+    for name in ("upsert_changed", "history_changed"):
+        figures[name]["ratio_to_insert_empty"] = round(
+            figures[name]["rows_per_s"] / figures["insert_empty"]["rows_per_s"], 3)
+    return figures
+
+
 def bench_loader(settings: Settings, n: int, batch: int) -> dict:
     events = synthetic_events(n, seed=901)
     db = Database.get(settings.replace(events_table=f"bench_loader_{uuid.uuid4().hex[:8]}"))
@@ -358,6 +399,9 @@ def run_parts(results: dict, parts: list[str], opts: argparse.Namespace, setting
     if "loader" in parts:
         print(f"loader: {opts.loader_events:,} events ...", flush=True)
         results["loader"] = bench_loader(settings, opts.loader_events, 10_000)
+    if "modes" in parts:
+        print(f"load modes: {opts.loader_events:,} events each way ...", flush=True)
+        results["modes"] = bench_modes(settings, opts.loader_events, 10_000)
     if not {"plain", "batch", "streaming"} & set(parts):
         return
     settle(settings)  # what the parts above left; from here on each flow settles after itself
@@ -391,7 +435,7 @@ def median_round(figures: list[dict]) -> dict:
     return chosen
 
 
-PARTS = ["transform", "limit", "loader", "full", "plain", "batch", "streaming"]
+PARTS = ["transform", "limit", "loader", "modes", "full", "plain", "batch", "streaming"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -474,6 +518,12 @@ def main(argv: list[str] | None = None) -> int:
         r = results["loader"]
         print(f"loader     {r['rows_per_s']:>9,} rows/s   reference (COPY temp + INSERT ON CONFLICT) "
               f"{r['reference_rows_per_s']:,} rows/s   ratio {r['ratio']:.2f}")
+    if "modes" in results:
+        print(f"{'load mode':18} {'rows/s':>9} {'ratio':>6} {'PG CPU s/M':>10} {'CPU s/M':>8}")
+        for name, r in results["modes"].items():
+            ratio = r.get("ratio_to_insert_present", r.get("ratio_to_insert_empty"))
+            print(f"{name:18} {r['rows_per_s']:>9,} {ratio if ratio is not None else '-':>6} "
+                  f"{r['postgres_cpu_s_per_million']:>10} {r['cpu_s_per_million']:>8}")
     if any(kind in results for kind in ("plain", "batch", "streaming")):
         print(f"{'flow':10} {'events/s':>9} {'ratio':>6} {'seconds':>8} {'peak RSS MiB':>13} {'max payload B':>14} "
               f"{'max history':>12} {'CPU s/M':>8} {'WAL B/ev':>8}  CPU s by process")

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:18} {wid:58} {summary}")
         else:
             print(f"{name:18} {wid[:58]:58} {summary.extracted:>9,} {summary.loaded:>7,} {summary.rejected:>8,} "
-                  f"{summary.duplicates_skipped:>8,}")
+                  f"{summary.unchanged:>8,}")
     db = Database.get(settings)
     print()
     print(f"events in table {settings.events_table!r}, per source and type:")

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Scaffold a new source, or check and repair an existing one.
 
-    python scripts/new.py SOURCE [FLOW ...] [--template project|person] [--dry-run]
+    python scripts/new.py SOURCE [FLOW ...] [--key FIELD] [--window days|times] [--template project|person]
+                          [--dry-run]
 
 A new source gets the shape every source has: sources/SOURCE/ (settings.py with its
 SOURCE_TOKEN and SOURCE_API_URL, client.py on the kit's HTTP client, query.py with a
@@ -9,9 +10,11 @@ SOURCE_TOKEN and SOURCE_API_URL, client.py on the kit's HTTP client, query.py wi
 a sample API on loopback, README.md) and tests/sources/test_SOURCE.py, which runs every flow
 through ETLFlow and StreamingETLFlow against the fixture with faults injected. It passes at
 once; then make the fixture, the query and each flow the real API's. With no FLOW a new source
-gets one flow, `events`. `--template person` makes a query of one member and a window of days
-(like Launchpad's: the member search attribute, team expansion); `project` (the default) one
-project and a time window (like GitHub's).
+gets one flow, `events`. The query names one thing and a window: `--key` names the thing's field
+(`project`, `board`...; `member` makes a person's query, like Launchpad's: the member search
+attribute, team expansion) and `--window` the window's type (`days`: data_date_start and
+data_date_end, dates; `times`: since and until, datetimes). `--template person` is `--key member
+--window days`; `project` (the default) is `--key project --window times`, like GitHub's.
 
 On an existing source it adds the flows named, reports what is missing or broken, and
 repairs only files that are still the untouched sample (after a timestamped backup,
@@ -42,12 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--template", choices=("project", "person"), default="project",
                         help="a new source's shape: project (a project and a time window, like github) or person "
                              "(a member and a window of days, like launchpad); default project")
+    parser.add_argument("--key", metavar="FIELD",
+                        help="the query's key field, e.g. project, board or member (default: the template's)")
+    parser.add_argument("--window", choices=("days", "times"),
+                        help="the window's type: days (dates) or times (datetimes) (default: the template's)")
     parser.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     opts = parser.parse_args(argv)
 
     from etl.scaffold.command import scaffold
 
-    return scaffold(ROOT, opts.source, opts.flows, dry_run=opts.dry_run, template=opts.template)
+    return scaffold(ROOT, opts.source, opts.flows, dry_run=opts.dry_run, template=opts.template, key=opts.key,
+                    window=opts.window)
 
 
 if __name__ == "__main__":

@@ -200,8 +200,8 @@ def _details(case_id: str, case: dict) -> list[str]:
         lines.append(f"- `{case_id}`: kinds: " + ", ".join(f"`{k}`" for k in f["kinds"]) + ".")
     if f.get("reject_reasons"):
         reasons = ", ".join(f"\"{k}\" {v}" for k, v in sorted(f["reject_reasons"].items()))
-        lines.append(f"- `{case_id}`: rejects by reason: {reasons}; duplicates skipped "
-                     f"{f.get('duplicates_skipped', 0)}; activities retried {f.get('retried_activities', 0)}.")
+        lines.append(f"- `{case_id}`: rejects by reason: {reasons}; unchanged "
+                     f"{f.get('unchanged', 0)}; activities retried {f.get('retried_activities', 0)}.")
     if "events_scanned" in f:
         lines.append(f"- `{case_id}`: {f['flows']} flows, {f['events_scanned']:,} history events and "
                      f"{f['payloads_scanned']:,} payloads scanned; secrets found: {f['secrets_found']}; "
@@ -241,7 +241,7 @@ def render(data: dict) -> str:
         "again but was never committed); *to progress*: the longest time from a fault to the next "
         "commit; *staging left*: bytes of rows left in the staging tables (pages, staged events, "
         "resume points) after the case; "
-        "*reconciled*: for every flow, extracted = loaded + rejected + duplicates skipped, the rows "
+        "*reconciled*: for every flow, extracted = loaded + updated + unchanged + rejected, the rows "
         "equal what was loaded (plus, streaming after a crash, pages loaded again), and the rejects "
         "table holds exactly the malformed records; *runs*: workflow runs, continue-as-new included; "
         "*replayed*: runs whose histories replayed against today's workflow code.",

@@ -53,6 +53,8 @@ async def launch(opts: argparse.Namespace) -> int:
         fields["batch_size"] = opts.batch_size
     if opts.chunks_in_flight:
         fields["chunks_in_flight"] = opts.chunks_in_flight
+    if opts.load_mode:
+        fields["load_mode"] = opts.load_mode
     plan = plan_flow(settings, opts.strategy, parse_pairs(opts.arg), streaming=opts.streaming,
                      task_queue=opts.task_queue, **fields)
     client = await connect(settings)
@@ -96,7 +98,7 @@ async def launch(opts: argparse.Namespace) -> int:
         print(json.dumps({"workflow_id": plan.workflow_id, "summary": summary}))
     else:
         print(f"extracted {summary['extracted']:,} · loaded {summary['loaded']:,} · rejected "
-              f"{summary['rejected']:,} · already present {summary['duplicates_skipped']:,} · "
+              f"{summary['rejected']:,} · already present {summary['unchanged']:,} · "
               f"{summary['batches']} batches · {summary['duration_s']:.1f}s")
     return 0
 
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON: {workflow_id, summary}")
     parser.add_argument("--batch-size", type=int, help="ETLFlow: records per batch (default 5000)")
     parser.add_argument("--chunks-in-flight", type=int, help="StreamingETLFlow: parallel chunks (default 2)")
+    parser.add_argument("--load-mode", choices=("insert", "upsert", "history"),
+                        help="what the load does with an event already stored: insert (default) skips it, upsert "
+                             "replaces it when it changed, history also keeps the replaced version")
     opts = parser.parse_args(argv)
     try:
         if opts.list:

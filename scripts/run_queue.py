@@ -15,7 +15,7 @@ e.g. (README, "The flow file"):
       streaming: true
 
 Every flow is validated before any starts. A progress bar counts finished flows; the end is
-a table (status, events loaded, duplicates (events already in the table, skipped), rejects,
+a table (status, events loaded, updated and unchanged (already in the table as they are), rejects,
 duration per flow, and totals). The exit status is 1 when any flow failed (they are listed),
 2 when the input is wrong.
 
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=8, metavar="N", help="flows running at once (default 8)")
     parser.add_argument("--streaming", action="store_true", help="run flows as StreamingETLFlow unless a flow says otherwise")
     parser.add_argument("--task-queue", help="task queue for every flow (default ETL_TASK_QUEUE / ETL_STREAMING_TASK_QUEUE)")
+    parser.add_argument("--load-mode", default="insert", choices=("insert", "upsert", "history"),
+                        help="load mode of every flow unless a flow says otherwise (default insert)")
     parser.add_argument("--durable", action="store_true", help="submit one FanOutFlow that runs every flow as a child")
     parser.add_argument("--no-wait", action="store_true", help="with --durable: submit and return at once")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the bar and table")
@@ -103,7 +105,8 @@ async def launch(opts: argparse.Namespace) -> int:
         specs, source = team_specs(opts, settings), f"team {opts.team}"
     else:
         specs, source = queue.load_flow_file(opts.file), opts.file
-    plans = queue.plan_all(settings, specs, streaming=opts.streaming, task_queue=opts.task_queue, source=source)
+    plans = queue.plan_all(settings, specs, streaming=opts.streaming, task_queue=opts.task_queue, source=source,
+                           load_mode=opts.load_mode)
     client = await connect(settings)
     if opts.durable:
         return await launch_durable(client, settings, plans, opts, source)

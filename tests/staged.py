@@ -14,11 +14,12 @@ def stage_page(staging: Staging, batch_key: str, page_no: int, records: list[Any
     return staging.db.run(lambda cur: staging.put_page(cur, batch_key, page_no, records)[0])
 
 
-def stage_events(staging: Staging, batch_key: str, events: list[Event]) -> bool:
+def stage_events(staging: Staging, batch_key: str, events: list[Event], hashed: bool = False) -> bool:
     """Stage `events` as the transform of batch `batch_key` (replacing what an earlier attempt
-    staged); False when the batch was loaded already (an attempt that outlived the load)."""
+    staged), with their content hashes when `hashed` (the upsert and history load modes); False
+    when the batch was loaded already (an attempt that outlived the load)."""
     stage_page(staging, batch_key, 0, [])
-    rows = [event.copy_row() for event in events]
+    rows = [event.copy_row(hashed) for event in events]
     return staging.transform_raw(batch_key, None, lambda cur, records: rows) is not None
 
 

@@ -19,13 +19,13 @@ async def test_batch_flow_loads_valid_events_and_rejects_the_rest(run_flow, db):
     assert event_ids(db) == expected
     assert summary["loaded"] == len(expected)
     assert summary["rejected"] == 12_000 - len(expected) > 0
-    assert summary["extracted"] == summary["loaded"] + summary["rejected"] + summary["duplicates_skipped"]
+    assert summary["extracted"] == summary["loaded"] + summary["rejected"] + summary["unchanged"]
     assert db.count_rejects() == summary["rejected"]
     assert summary["batches"] >= 6
 
     again = await run_flow("synthetic-events", args, batch_size=2_000)
     assert again["loaded"] == 0
-    assert again["duplicates_skipped"] == len(expected)
+    assert again["unchanged"] == len(expected)
     assert db.count_events() == len(expected)
     assert db.count_rejects() == summary["rejected"]
 
@@ -37,5 +37,5 @@ async def test_streaming_flow_loads_the_same_events(run_flow, db):
     expected = expected_event_ids(SyntheticQuery(**args))
     assert event_ids(db) == expected
     assert summary["loaded"] == len(expected)
-    assert summary["extracted"] == summary["loaded"] + summary["rejected"] + summary["duplicates_skipped"]
+    assert summary["extracted"] == summary["loaded"] + summary["rejected"] + summary["unchanged"]
     assert db.count_rejects() == summary["rejected"] == 9_000 - len(expected)

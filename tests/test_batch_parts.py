@@ -32,7 +32,7 @@ def assert_exact(db, summary: dict, args: dict) -> None:
     assert summary["extracted"] == args["count"]
     assert summary["loaded"] == len(expected)
     assert summary["rejected"] == args["count"] - len(expected) > 0
-    assert summary["duplicates_skipped"] == 0
+    assert summary["unchanged"] == 0
     assert db.count_rejects() == summary["rejected"]
 
 

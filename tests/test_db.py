@@ -25,15 +25,15 @@ def make_events(n: int, seed: int = 1):
 
 def test_loading_the_same_events_twice_keeps_one_row_each(db):
     events = make_events(100_000)
-    assert Events(db).insert(events) == 100_000
-    assert Events(db).insert(events) == 0
+    assert Events(db).insert(events).inserted == 100_000
+    assert Events(db).insert(events).inserted == 0
     assert db.count_events() == 100_000
 
 
 def test_duplicates_inside_one_batch_are_inserted_once(db):
     events = make_events(90)
     batch = events + events[:10]
-    assert Events(db).insert(batch) == 90
+    assert Events(db).insert(batch).inserted == 90
     assert db.count_events() == 90
 
 
@@ -42,9 +42,9 @@ def test_a_page_partly_loaded_inserts_the_rest_and_records_who_loaded_each_row(d
     # fails on the unique index and the page goes the ON CONFLICT way: the 80 others, once.
     events = make_events(200, seed=5)
     first, who = "run\\N\r1", "flow\twith\\odd\nid"  # backslash, \N, CR, tab, newline: COPY's own escapes
-    assert Events(db).insert(events[:120], loaded_by=first) == 120
-    assert Events(db).insert(events, loaded_by=who) == 80
-    assert Events(db).insert(events, loaded_by="third") == 0
+    assert Events(db).insert(events[:120], loaded_by=first).inserted == 120
+    assert Events(db).insert(events, loaded_by=who).inserted == 80
+    assert Events(db).insert(events, loaded_by="third").inserted == 0
     rows = db.run(lambda cur: (cur.execute(
         f'SELECT loaded_by, count(*), count(loaded_at) FROM "{db.tables.name}" GROUP BY loaded_by'),
         {r[0]: (r[1], r[2]) for r in cur.fetchall()})[1])
@@ -113,7 +113,7 @@ def test_pool_recovers_after_every_backend_is_killed(db, stack):
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     admin.close()
 
-    assert Events(db).insert(make_events(20, seed=2)) == 10
+    assert Events(db).insert(make_events(20, seed=2)).inserted == 10
     after = db.get_pool_status()
     assert after["replaced"] >= before["replaced"] + 1
     assert after["in_use"] == 0 and after["max"] == db.settings.db_max_conn

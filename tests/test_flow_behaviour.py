@@ -55,7 +55,7 @@ async def test_continue_as_new_carries_the_state(flow_runner, client, db, stream
     expected = expected_event_ids(SyntheticQuery(**args))
     assert ids(db) == expected
     assert summary.extracted == 30_000
-    assert summary.extracted == summary.loaded + summary.rejected + summary.duplicates_skipped
+    assert summary.extracted == summary.loaded + summary.rejected + summary.unchanged
 
 
 async def test_a_query_the_source_rejects_at_run_time_fails_at_once(client, settings, task_queue):

@@ -7,6 +7,7 @@ these tests also prove that it finds its project from its own location.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from etl.core.extract import REJECTED
 from etl.scaffold import pyast, render
 from etl.scaffold.layout import Layout
 from etl.scaffold.plan import is_scaffold
 
 REPO = Path(__file__).resolve().parent.parent
-COPIED = ("etl", "sources", "scripts", "tests", "pyproject.toml")
+COPIED = ("etl", "sources", "scripts", "tests", "pyproject.toml", ".env.example")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.bak.*", "*.tmp", ".pytest_cache")
 BACKUP = re.compile(r"\.bak\.\d{8}-\d{6}(-\d+)?$")
 
@@ -87,13 +89,14 @@ def test_new_source_has_the_shape_of_every_source_and_says_what_to_fill_in(gener
     for path in [*(root / "sources/acme").rglob("*.py"), root / TEST]:
         compile(path.read_text(), str(path), "exec")  # what py_compile checks, without writing a .pyc
     query = (root / QUERY).read_text()
-    assert '@query_type("acme")\n@dataclass(frozen=True)\nclass AcmeQuery(Query):' in query
+    assert '@query_type("acme")\n@dataclass(frozen=True)\nclass AcmeQuery(WindowQuery):' in query
+    assert 'project: str = "example"' in query and "since: datetime = datetime(2024, 1, 1" in query
     assert 'summary_fields = ("project", "since", "until")' in query and 'window_fields = ("since", "until")' in query
     settings = (root / "sources/acme/settings.py").read_text()
     assert '@source_settings(prefix="ACME_")' in settings and "token: str | None = secret(" in settings
     widgets = (root / WIDGETS).read_text()
     assert '@extract_method("acme-widgets")\ndef extract_widgets(' in widgets
-    assert "# SAMPLE: the request, its parameters and the record are the sample API's" in widgets
+    assert "# SAMPLE: the request, its parameters and the events are the sample API's" in widgets
     assert 'pages = api.pages("/v1/widgets", {"project": query.project}, BodyCursor()' in widgets
     assert "## Flow `acme-widgets`" in (root / "sources/acme/README.md").read_text()
     assert "Created 12 files." in result.stdout
@@ -205,7 +208,7 @@ def test_an_implemented_flow_is_never_modified_only_reported(project):
         "'event_time_utc': '2024-01-01T00:00:00Z'}], cursor=str(page))\n")
     (project / GADGETS).write_text(implemented)
     half_done = (project / WIDGETS).read_text().replace('@extract_method("acme-widgets")\n', "") \
-        .replace('"employee_id": item["author"]', '"employee_id": item["author"].lower()')
+        .replace('actor=item["author"]', 'actor=item["author"].lower()')
     (project / WIDGETS).write_text(half_done)
 
     result = new(project, "acme")
@@ -351,3 +354,66 @@ def test_templates_render_code_that_compiles_and_is_recognised_as_the_sample(tmp
         assert is_scaffold(pyast.load(path, "m"), [files[flow]])
         path.write_text(files[flow].replace('items="data"', 'items="items"'))
         assert not is_scaffold(pyast.load(path, "m"), [files[flow]])
+
+
+def test_the_key_field_and_a_window_of_days_are_chosen(project):
+    """A kanban board's query: one board key and a window of days (neither template had that shape)."""
+    result = new(project, "board", "cards", "--key", "board", "--window", "days")
+    assert result.returncode == 0, result.stdout + result.stderr
+    query = (project / "sources/board/query.py").read_text()
+    assert 'board: str = "example"' in query and "data_date_start: date = date(2024, 1, 1)" in query
+    assert 'window_fields = ("data_date_start", "data_date_end")' in query and "member_field" not in query
+    assert "`board` | the board whose acts are read" in (project / "sources/board/README.md").read_text()
+    assert [r["event_id"] for r in extracted(project, "board", "cards", {
+        "data_date_start": "2024-01-06", "data_date_end": "2024-01-20"})] == ["board-cards-sample-2"]
+    assert extracted(project, "board", "cards", {"data_date_start": "2024-01-06", "data_date_end": "2024-01-06"}) == (
+        "board.data_date_end: 2024-01-06 is not after data_date_start (2024-01-06); the window is "
+        "[data_date_start, data_date_end): the end is exclusive")
+    refused = new(project, "crew", "--key", "created_at")
+    assert refused.returncode == 2 and "key 'created_at' is taken" in refused.stderr
+
+
+def test_a_time_the_flow_cannot_read_makes_a_reject_not_a_failed_extract(project):
+    """The generated flow reads RFC 2822 and epoch times too; an unreadable one rejects its item alone."""
+    server = project / "sources/acme/fixture/server.py"
+    server.write_text(server.read_text().replace(
+        '"created_at": f"{day}T12:00:00Z"}',
+        '"created_at": {1: "Fri, 05 Jan 2024 13:00:00 +0100", 2: "1705060800", 3: "not a time"}.get(n, day)}'))
+    got = [(r.get("event_id"), r.get("event_time_utc"), r.get(REJECTED)) for r in extracted(project, "acme", "widgets")]
+    assert got == [
+        ("acme-widgets-sample-1", "2024-01-05T12:00:00+00:00", None),
+        ("acme-widgets-sample-2", "2024-01-12T12:00:00+00:00", None),
+        (None, None, "the source could not map the record: ValueError: 'not a time' is not a time (ISO 8601, "
+                     "RFC 2822 or epoch seconds)")]
+
+
+def extracted(root: Path, source: str, flow: str, args: dict | None = None) -> list[dict] | str:
+    """What `SOURCE-FLOW` extracts with `args` from its sample fixture, in a fresh interpreter in the
+    copy: its records, or the error's message."""
+    layout = Layout(root, source)
+    code = ("import json, sys\nfrom etl.core.extract import ExtractStrategy; from etl.core.query import QueryFactory\n"
+            "from etl.core.settings import settings_from_env\n"
+            f"from sources.{source}.fixture.server import {layout.fixture_class}\n"
+            f"with {layout.fixture_class}(token='t0ken', max_per_page=2) as api:\n"
+            f"    settings = settings_from_env({{'{layout.prefix}API_URL': api.url, '{layout.prefix}TOKEN': 't0ken'}})\n"
+            "    try:\n"
+            "        q = QueryFactory.create(sys.argv[1], json.loads(sys.argv[3]))\n"
+            "        pages = ExtractStrategy.create(sys.argv[2]).pages(q, None, settings)\n"
+            "        print(json.dumps([r for p in pages for r in p.records]))\n"
+            "    except Exception as exc:\n"
+            "        print(json.dumps(str(exc)))\n")
+    run = python(root, "-B", "-c", code, source, layout.strategy(flow), json.dumps(args or {}))
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_a_stale_env_example_is_reported_and_repaired(project):
+    settings = project / "sources/acme/settings.py"
+    settings.write_text(settings.read_text().replace("seconds for one HTTP exchange", "seconds for one exchange"))
+
+    result = new(project, "acme")
+
+    assert "problem .env.example" in result.stdout and "is stale" in result.stdout
+    assert "update: it is generated from the settings, so it is written again" in result.stdout
+    assert "# seconds for one exchange" in (project / ".env.example").read_text()
+    assert "is stale" not in new(project, "acme").stdout

@@ -35,6 +35,7 @@ from psycopg2 import sql
 
 from etl.core.models import JSON_FIELDS, MAX_EVENT_ID_BYTES, Event, to_event, transform
 from etl.store.events import Events
+from etl.store.rejects import reject_json
 from etl.store.page_format import decode_page, encode_page, encode_record
 from etl.store.staging import Staging
 from tests.staged import stage_events
@@ -285,11 +286,10 @@ def test_the_transform_never_raises_and_keeps_exactly_the_valid_records(batch):
         if wanted is None:
             raw, reason = next(refused)
             assert isinstance(reason, str) and 0 < len(reason) <= 500
-            json.dumps(raw, default=str)  # the rejects table can record it (as etl.store.db does)
+            json.loads(reject_json(raw))  # the rejects table can record it
         else:
             event = next(produced)  # a valid record is never rejected
             assert_row(as_row(event), wanted)  # and nothing in it was changed
-            assert event.copy_row().count("\t") == 12 and event.copy_row().count("\n") == 1
 
 
 @PROFILE
@@ -372,7 +372,7 @@ def test_every_event_round_trips_through_postgresql(db, path, batch):
         unique.setdefault(event.event_id, event)
     loaded = list(unique.values())
     if path == "copy":
-        assert Events(db).insert(loaded) == len(unique)
+        assert Events(db).insert(loaded).inserted == len(unique)
     else:
         staging = Staging(db)
         key = f"props-{uuid.uuid4().hex[:8]}/run/b0"

@@ -15,7 +15,7 @@ from temporalio import activity
 from etl import metrics
 from etl.activities.classify import classified_errors
 from etl.activities.pages import Heartbeater, PageLoop
-from etl.activities.query import resolve, split
+from etl.activities.query import check_load_mode, resolve, split
 from etl.core.extract import Page
 from etl.core.models import transform
 from etl.core.settings import Settings
@@ -103,13 +103,14 @@ class ETLActivities(contracts.BatchActivities):
     def transform_batch(self, ref: BatchRef) -> TransformResult:
         """Turn a staged raw batch into staged events and recorded rejects, a page at a time."""
         workflow_id = activity.info().workflow_id
+        hashed = check_load_mode(ref.load_mode) != "insert"
 
         def convert(cur: Any, records: list[Any]) -> list[str]:
             events, rejects = transform(records)
             # In the staging transaction: committed with the events, or not at all.
             self.rejects.record(ref.strategy, rejects, workflow_id, cur)
             hb.progressed()
-            return [event.copy_row() for event in events]
+            return [event.copy_row(hashed) for event in events]
 
         with Heartbeater(self.settings.activity_stall_s) as hb:
             # Under the batch's lock: an overlapping attempt waits, and one after the load stages nothing.
@@ -129,13 +130,15 @@ class ETLActivities(contracts.BatchActivities):
     def load_batch(self, ref: BatchRef) -> LoadResult:
         """Insert a staged batch into the events table, idempotently."""
         info = activity.info()
+        mode = check_load_mode(ref.load_mode)
         with Heartbeater(self.settings.activity_stall_s):
             counts = self.staging.load_staged(ref.batch_key, ref.expected, loaded_by=info.workflow_id,
-                                              attempt=info.attempt)
-        skipped = counts.staged - counts.inserted
-        metrics.batch_loaded(counts.inserted, skipped)
-        activity.logger.info("loaded %s: %d new, %d already present", ref.batch_key, counts.inserted, skipped)
-        return LoadResult(ref.batch_key, counts.inserted, skipped)
+                                              attempt=info.attempt, mode=mode)
+        unchanged = counts.staged - counts.inserted - counts.updated
+        metrics.batch_loaded(counts.inserted, counts.updated, unchanged)
+        activity.logger.info("loaded %s (%s): %d new, %d updated, %d unchanged", ref.batch_key, mode,
+                             counts.inserted, counts.updated, unchanged)
+        return LoadResult(ref.batch_key, counts.inserted, counts.updated, unchanged)
 
     @activity.defn
     @classified_errors

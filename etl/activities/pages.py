@@ -62,13 +62,13 @@ class PageLoop:
                                  state.pages, state.cursor, ", read to the end" if saved.done else "")  # type: ignore[attr-defined]
         return state, saved.done, state.pages != start.pages  # type: ignore[attr-defined]
 
-    def save(self, cur, state: Any, page: Page, records: int, inserted: int = 0) -> None:
+    def save(self, cur, state: Any, page: Page, records: int, inserted: int = 0, updated: int = 0) -> None:
         """Inside `commit`'s transaction: `state` as the resume point (done with the last page),
         and the page's row in the ledger."""
         info = activity.info()
         self.checkpoints.save(cur, self.key, dataclasses.asdict(state), done=page.is_last)
         self.checkpoints.log(cur, Commit(self.key, "page", records, inserted, state.pages - 1, info.workflow_id,
-                                         info.attempt))
+                                         info.attempt, updated))
 
     def run(self, pages: Iterator[Page], state: S, commit: Callable[[Page, S], S],
             enough: Callable[[S], bool]) -> tuple[S, bool]:

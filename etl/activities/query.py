@@ -1,13 +1,14 @@
-"""What both flows' activities do with a flow's query: check it, and split it into parts."""
+"""What both flows' activities do with a flow's input: check its query and load mode, and split
+the query into parts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from etl.core.errors import QueryError
+from etl.core.errors import ConfigError, QueryError
 from etl.core.extract import ExtractStrategy
 from etl.core.query import Query, QueryFactory
-from etl.workflows.flow_io import SplitInput, SplitResult
+from etl.workflows.flow_io import LOAD_MODES, SplitInput, SplitResult
 
 
 def resolve(query_type: str, strategy_name: str, args: dict[str, Any]) -> tuple[Query, ExtractStrategy]:
@@ -29,3 +30,10 @@ def split(inp: SplitInput) -> SplitResult:
     for args in parts:
         QueryFactory.create(inp.query_type, args)
     return SplitResult(parts)
+
+
+def check_load_mode(mode: str) -> str:
+    """`mode` if it is a load mode; `ConfigError` (no retry fixes it) names the known ones."""
+    if mode not in LOAD_MODES:
+        raise ConfigError("load_mode", mode, " or ".join(LOAD_MODES))
+    return mode

@@ -21,13 +21,13 @@ from etl import metrics
 from etl.activities.backpressure import MemoryGuard
 from etl.activities.classify import classified_errors
 from etl.activities.pages import PageLoop
-from etl.activities.query import resolve, split
+from etl.activities.query import check_load_mode, resolve, split
 from etl.core.extract import Page
 from etl.core.models import transform
 from etl.core.settings import Settings
 from etl.store.checkpoints import Checkpoints
 from etl.store.db import Database
-from etl.store.events import Events
+from etl.store.events import Events, Written
 from etl.store.rejects import Rejects
 from etl.store.staging import Staging
 from etl.workflows import activity_contracts as contracts
@@ -72,6 +72,7 @@ class StreamingActivities(contracts.StreamingActivities):
         if done:  # the last page committed before an earlier attempt could report it
             return dataclasses.replace(chunk, done=True)
         query, strategy = resolve(inp.query_type, inp.strategy, chunk.args)
+        mode = check_load_mode(inp.load_mode)
         calls_pages = chunk.pages
 
         def commit(page: Page, before: ChunkState) -> ChunkState:
@@ -79,15 +80,17 @@ class StreamingActivities(contracts.StreamingActivities):
             after = dataclasses.replace(before, cursor=page.cursor, pages=before.pages + 1,
                                         counts=dataclasses.replace(before.counts))
 
-            def then(cur, inserted: int) -> None:  # inside the load's transaction (maybe run again)
+            def then(cur, written: Written) -> None:  # inside the load's transaction (maybe run again)
                 self.rejects.record(inp.strategy, rejects, info.workflow_id, cur)
                 after.counts = dataclasses.replace(before.counts)
-                after.counts.add(Counts(extracted=len(page.records), rejected=len(rejects), loaded=inserted,
-                                        duplicates_skipped=len(events) - inserted))
-                unit.save(cur, after, page, len(page.records), inserted)
+                after.counts.add(Counts(extracted=len(page.records), rejected=len(rejects), loaded=written.inserted,
+                                        updated=written.updated,
+                                        unchanged=len(events) - written.inserted - written.updated))
+                unit.save(cur, after, page, len(page.records), written.inserted, written.updated)
 
-            inserted = self.events.insert(events, loaded_by=info.workflow_id, then=then)
-            metrics.page_committed(len(page.records), inserted, len(events) - inserted, len(rejects))
+            written = self.events.insert(events, loaded_by=info.workflow_id, mode=mode, then=then)
+            metrics.page_committed(len(page.records), written.inserted, written.updated,
+                                   len(events) - written.inserted - written.updated, len(rejects))
             held = self.guard.wait_below(unit.heartbeat.progressed)
             if held:
                 after.held_s += held

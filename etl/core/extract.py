@@ -16,6 +16,11 @@ Secrets come from `settings`, never from the query.
 A method may also register `split=fn`, `fn(query, parts) -> list[dict]`, returning
 the arguments of up to `parts` disjoint sub-queries whose events together are the
 query's: `StreamingETLFlow` runs them as parallel chunks.
+
+A source whose people come in groups registers `@group_expander("<query type>")` beside its
+client: `fn(group, settings, args) -> member names`, which the launchers' `--team` asks
+through the query type's `expand_group` (the kit's `WindowQuery` asks it), so the query type
+itself makes no network calls.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from etl.core import discovery
-from etl.core.errors import DuplicateNameError, UnknownNameError
+from etl.core.errors import DuplicateNameError, QueryError, UnknownNameError
 
 #: The key that marks a record its source could not map (see `rejected`).
 REJECTED = "__etl_rejected__"
@@ -115,3 +120,37 @@ def extract_method(name: str, *, query_type: str | None = None,
         return fn
 
     return register
+
+
+GroupExpander = Callable[[str, Any, "dict[str, Any] | None"], list[str]]
+_EXPANDERS: dict[str, GroupExpander] = {}
+
+
+def group_expander(query_type: str) -> Callable[[GroupExpander], GroupExpander]:
+    """Register `fn(group, settings, args) -> member names`, which expands a group (a team) of the
+    source whose query type is `query_type`, for the launchers' one flow per member. It lives
+    beside the source's client, so the query type itself makes no network calls. Returns it unchanged."""
+    def register(fn: GroupExpander) -> GroupExpander:
+        if not callable(fn):
+            raise TypeError(f"@group_expander({query_type!r}) decorates a function, got {fn!r}")
+        existing = _EXPANDERS.get(query_type)
+        where = f"{fn.__module__}.{fn.__qualname__}"
+        if existing is not None and f"{existing.__module__}.{existing.__qualname__}" != where:
+            raise DuplicateNameError("group expander", query_type,
+                                     f"{existing.__module__}.{existing.__qualname__}", where)
+        _EXPANDERS[query_type] = fn
+        return fn
+
+    return register
+
+
+def expand_group(query_type: str, group: str, settings: Any, args: dict[str, Any] | None = None) -> list[str]:
+    """The members of `group` by the expander registered for `query_type`; `QueryError` when the
+    source has none."""
+    discovery.discover()
+    fn = _EXPANDERS.get(query_type)
+    if fn is None:
+        known = ", ".join(sorted(_EXPANDERS)) or "none"
+        raise QueryError(query_type, None, f"the {query_type!r} source cannot expand a group into members "
+                                           f"(the sources that can: {known})")
+    return fn(group, settings, args)

@@ -37,7 +37,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 #: What `etl.store.schema.Tables` appends to EVENTS_TABLE for its companion tables and indexes. A
 #: name ending in one of them could be another deployment's companion (`events_rejects`).
 COMPANION_SUFFIXES = ("_rejects", "_raw_pages", "_staged", "_staged_bk", "_staged_batches", "_loads", "_cursors",
-                      "_ledger")
+                      "_ledger", "_history", "_history_at")
 
 
 def validate_identifier(variable: str, value: str) -> str:

@@ -8,6 +8,7 @@ Pure functions of headers and statuses, so any client library can use them (the 
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
 import time
 from typing import Iterable, Mapping
@@ -77,11 +78,29 @@ def rate_limit_wait(status: int, headers: Mapping[str, str], message: str = "",
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """`text` with every secret (and any `token=`, `key=`... query parameter) replaced by `***`."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+    """`text` with every secret, whatever its length (and any `token=`, `key=`... query parameter),
+    replaced by `***`; the longest first, so a secret inside another is not left half shown."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
     return _SECRET_PARAMS.sub(r"\1***", text)
+
+
+SHORT_SECRET = 8
+"""A secret shorter than this is masked too, but every other occurrence of its characters with it."""
+_warned: set[tuple[str, int]] = set()
+
+
+def warn_short_secrets(source: str, secrets: Iterable[str | None], log: logging.Logger) -> list[str]:
+    """Warn (once per source and length, per process) about each secret shorter than `SHORT_SECRET`:
+    it is masked in every message, and so is everything that happens to contain it. The warnings."""
+    said = []
+    for secret in secrets:
+        if secret and len(secret) < SHORT_SECRET and (source, len(secret)) not in _warned:
+            _warned.add((source, len(secret)))
+            said.append(f"{source}'s credential is only {len(secret)} character{'s' * (len(secret) != 1)} long: it is "
+                        f"masked in every message, and so is any text that contains it; use the API's real token")
+            log.warning(said[-1])
+    return said
 
 
 DEFAULT_HINTS = {

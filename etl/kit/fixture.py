@@ -16,15 +16,19 @@ headers and injected faults come from here, the same for every source:
         ... api.url, api.requests
 
 A route is a full-match regular expression on the path and a handler `(match, params)`
-returning a JSON body, a `Listing` to be paged, or an `Answer` (any status). Paging styles,
-matching the kit's paginators: `link` (`page`/`per_page`, a `Link` header), `next` (the same,
-with a `next` URL in the body), `cursor` (`cursor`/`limit`, `next_cursor` in the body),
-`offset` (`offset`/`limit`, `total` in the body), `page` (`page`/`per_page`, nothing else).
+returning a JSON body, a `Listing` to be paged, or an `Answer` (any status). Paging (style,
+parameter names, `Link` headers, a total header, a bare list): etl/kit/fixture_paging.py.
+The token travels in `token_header` (`X-Api-Key`, say; the client's `TokenHeader`), and a
+missing or wrong one gets `refusal` (default: 401 `Bad credentials`):
+
+    FixtureServer(routes, token="k", token_header="X-Api-Key", refusal=Answer(403, {"error": "bad key"}),
+                  paging="offset", links=True, items_field=None, total_header="X-Total-Count")
 """
 
 from __future__ import annotations
 
 import argparse
+import email.utils
 import json
 import math
 import re
@@ -32,22 +36,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from etl.kit.fixture_paging import PAGING, Listing, Pager
 from etl.kit.loopback import LOOPBACK, LoopbackServer, Reply, Request
 
-PAGING = ("link", "next", "cursor", "offset", "page")
 FAULTS = ("5xx", "429", "rate_limit", "stall", "drop", "cut")
+STATUSES = (500, 502, 503, 504)
+"""What a `5xx` fault answers."""
+WAITS = ("seconds", "date", "reset")
+"""How a 429 (or a 503) says how long to wait: Retry-After in seconds or as an HTTP date, or the
+rate-limit headers (X-RateLimit-Remaining: 0 and X-RateLimit-Reset, an epoch time)."""
 LIMIT = 5000
 """The hourly quota the rate-limit headers announce."""
-
-
-@dataclass
-class Listing:
-    """A list for the fixture to page; links point at `link_path` (default: the path asked)."""
-
-    items: list
-    link_path: str | None = None
 
 
 @dataclass
@@ -74,13 +75,18 @@ class _Fault:
     count: int
     seconds: float
     announce: bool
+    status: int = 502
+    wait_as: str = "seconds"
 
 
 class Faults:
     """Trouble on purpose, counted from the moment of `inject`, thread-safe:
 
-        inject("5xx", count=2, after=3)          requests 4 and 5 answer 502
-        inject("429", seconds=1)                 the next answers 429 with Retry-After: 1
+        inject("5xx", count=2, after=3)          requests 4 and 5 answer 502 (`status=500`, 503, 504: those)
+        inject("429", seconds=1)                 the next answers 429 with Retry-After: 1; `wait_as="date"`
+                                                 says it as an HTTP date, `"reset"` as X-RateLimit-Remaining: 0
+                                                 and X-RateLimit-Reset (an epoch time); a 503 says it as
+                                                 Retry-After (seconds or a date)
         inject("rate_limit", seconds=2)          the next spends the quota (X-RateLimit-Remaining: 0);
                                                  until the reset, `seconds` on, requests get 403
         inject("rate_limit", seconds=3 * 3600, announce=False)   the next already gets 403
@@ -96,11 +102,16 @@ class Faults:
         self.window_reset = int(time.time()) + 3600
         self.spent_until: float | None = None
 
-    def inject(self, kind: str, count: int = 1, after: int = 0, seconds: float = 1.0, announce: bool = True) -> None:
+    def inject(self, kind: str, count: int = 1, after: int = 0, seconds: float = 1.0, announce: bool = True,
+               status: int = 502, wait_as: str = "seconds") -> None:
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; the fixture can inject: {', '.join(FAULTS)}")
+        if kind == "5xx" and status not in STATUSES:
+            raise ValueError(f"status={status!r}: a 5xx fault answers one of {', '.join(map(str, STATUSES))}")
+        if wait_as not in WAITS:
+            raise ValueError(f"wait_as={wait_as!r}: choose one of {', '.join(WAITS)}")
         with self._lock:
-            self.pending.append(_Fault(kind, self.requests + after, count, seconds, announce))
+            self.pending.append(_Fault(kind, self.requests + after, count, seconds, announce, status, wait_as))
 
     def clear(self) -> None:
         """No more faults, and the quota is whole again (as after its reset)."""
@@ -141,27 +152,35 @@ class FixtureServer(LoopbackServer):
     name = "fixture-api"
 
     def __init__(self, routes: list[tuple[str, Handler]], *, port: int = 0, token: str | None = None,
-                 token_header: str = "Authorization", paging: str = "link", max_per_page: int = 100,
-                 default_per_page: int = 30, items_field: str = "data"):
-        if paging not in PAGING:
-            raise ValueError(f"paging={paging!r}: choose one of {', '.join(PAGING)}")
+                 token_header: str = "Authorization", refusal: Answer | None = None, paging: str = "link",
+                 max_per_page: int = 100, default_per_page: int = 30, items_field: str | None = "data",
+                 params: dict[str, str] | None = None, links: bool | None = None, total_header: str | None = None):
         self.routes = [(re.compile(pattern), handler) for pattern, handler in routes]
         self.require_token = token
-        """When set, a request without it (`Bearer T`, `token T` or `T` in `token_header`) gets 401."""
+        """When set, a request without it (`Bearer T`, `token T` or `T` in `token_header`) is refused."""
         self.token_header = token_header
-        self.paging = paging
-        self.max_per_page = max_per_page
-        self.default_per_page = default_per_page
-        self.items_field = items_field
+        self.refusal = refusal
+        """The answer to a missing or wrong token (default: 401 `Bad credentials`, as GitHub's)."""
+        self.pager = Pager(paging, max_per_page, default_per_page, items_field, params, links, total_header)
         self.faults = Faults()
         self.requests: list[Seen] = []
         self.hooks: list[Callable[[Seen], None]] = []
         """Called after each request is answered (to change the data mid-walk, say)."""
         super().__init__(LOOPBACK, port)
 
-    def inject(self, kind: str, count: int = 1, after: int = 0, seconds: float = 1.0, announce: bool = True) -> None:
+    @property
+    def max_per_page(self) -> int:
+        """The largest page served, whatever the client asks (small, to get many pages from little data)."""
+        return self.pager.max_per_page
+
+    @max_per_page.setter
+    def max_per_page(self, size: int) -> None:
+        self.pager.max_per_page = size
+
+    def inject(self, kind: str, count: int = 1, after: int = 0, seconds: float = 1.0, announce: bool = True,
+               status: int = 502, wait_as: str = "seconds") -> None:
         """Make trouble on purpose; see `Faults`."""
-        self.faults.inject(kind, count, after, seconds, announce)
+        self.faults.inject(kind, count, after, seconds, announce, status, wait_as)
 
     def handle(self, request: Request) -> Reply:
         fault, headers = self.faults.next_request()
@@ -179,15 +198,20 @@ class FixtureServer(LoopbackServer):
                 headers: dict[str, str]) -> tuple[int, Any, str | None, float]:
         kind = fault.kind if fault else None
         if kind == "5xx":
-            return 502, {"message": "Server Error"}, None, 0.0
+            if fault.status == 503:
+                _say_wait(fault, headers)
+            return fault.status, {"message": "Server Error"}, None, 0.0
         if kind in ("drop", "cut", "stall"):
             status, body = self._route(request, headers)
             return status, body, None if kind == "stall" else kind, fault.seconds if kind == "stall" else 0.0
         token = self.require_token
         if token and presented not in (f"Bearer {token}", f"token {token}", token):
+            if self.refusal:
+                headers.update(self.refusal.headers)
+                return self.refusal.status, self.refusal.body, None, 0.0
             return 401, {"message": "Bad credentials" if presented else "Requires authentication"}, None, 0.0
         if kind == "429":
-            headers["Retry-After"] = str(math.ceil(fault.seconds))
+            _say_wait(fault, headers)
             return 429, {"message": "You have exceeded a secondary rate limit. Please wait."}, None, 0.0
         if kind == "rate_limit" and not fault.announce:
             return 403, {"message": "API rate limit exceeded."}, None, 0.0
@@ -205,43 +229,20 @@ class FixtureServer(LoopbackServer):
                     headers.update(result.headers)
                     return result.status, result.body
                 if isinstance(result, Listing):
-                    return 200, self._page(result, parts.path, params, headers)
+                    return 200, self.pager.page(result, self.url + (result.link_path or parts.path), params, headers)
                 return 200, result
         return 404, {"message": "Not Found"}
 
-    def _page(self, listing: Listing, path: str, params: dict[str, str], headers: dict[str, str]) -> Any:
-        items, style = listing.items, self.paging
-        size_param = "limit" if style in ("cursor", "offset") else "per_page"
-        size = min(_int(params.get(size_param), self.default_per_page), 100, self.max_per_page)
-        if style in ("cursor", "offset"):
-            raw = params.get("cursor", "c0")[1:] if style == "cursor" else params.get("offset", "0")
-            start = _int(raw, 0, minimum=0)
-        else:
-            start = (_int(params.get("page"), 1) - 1) * size
-        chunk, after = items[start:start + size], start + size
-        more = after < len(items)
-        if style == "cursor":
-            return {self.items_field: chunk, "next_cursor": f"c{after}" if more else None}
-        if style == "offset":
-            return {self.items_field: chunk, "total": len(items)}
-        page, last = start // size + 1, max(1, -(-len(items) // size))
-        link = lambda n: f"{self.url}{listing.link_path or path}?" + urlencode({**params, "per_page": size, "page": n})
-        if style == "next":
-            return {self.items_field: chunk, "next": link(page + 1) if more else None}
-        if style == "page":
-            return {self.items_field: chunk}
-        rels = [("prev", page - 1, page > 1), ("next", page + 1, more), ("last", last, more), ("first", 1, page > 1)]
-        if any(ok for *_, ok in rels):
-            headers["Link"] = ", ".join(f'<{link(n)}>; rel="{rel}"' for rel, n, ok in rels if ok)
-        return chunk
 
 
-def _int(value: str | None, default: int, minimum: int = 1) -> int:
-    # APIs ignore a page or size they cannot read, and so does the fixture.
-    try:
-        return max(minimum, int(value)) if value else default
-    except ValueError:
-        return default
+def _say_wait(fault: _Fault, headers: dict[str, str]) -> None:
+    """How long to wait, said as `fault.wait_as` asks (see `WAITS`)."""
+    if fault.wait_as == "reset" and fault.kind == "429":
+        headers.update({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(math.ceil(time.time() + fault.seconds))})
+    elif fault.wait_as == "date":
+        headers["Retry-After"] = email.utils.formatdate(math.ceil(time.time() + fault.seconds), usegmt=True)
+    else:
+        headers["Retry-After"] = str(math.ceil(fault.seconds))
 
 
 # -- running a fixture standalone: `python -m sources.<name>.fixture` ----------------------------
@@ -252,10 +253,14 @@ def fixture_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-per-page", type=int, default=100, metavar="N",
                         help="cap page sizes, to get many pages from little data")
     parser.add_argument("--require-token", metavar="TOKEN", help="answer 401 unless this token is sent")
-    parser.add_argument("--fail-5xx", type=int, default=0, metavar="N", help="answer N requests with 502")
+    parser.add_argument("--fail-5xx", type=int, default=0, metavar="N", help="answer N requests with a 5xx")
+    parser.add_argument("--fail-status", type=int, choices=STATUSES, default=502, help="the 5xx of --fail-5xx")
     parser.add_argument("--throttle", type=int, default=0, metavar="N",
                         help="answer N requests with 429 and Retry-After")
     parser.add_argument("--retry-after", type=float, default=1.0, metavar="S", help="Retry-After for --throttle")
+    parser.add_argument("--wait-as", choices=WAITS, default="seconds",
+                        help="how --throttle says the wait: Retry-After in seconds or as an HTTP date, or "
+                             "X-RateLimit-Reset (default seconds)")
     parser.add_argument("--rate-limit", action="store_true",
                         help="spend the rate limit once (X-RateLimit-Remaining: 0, then 403 until the reset)")
     parser.add_argument("--reset-in", type=float, default=2.0, metavar="S",
@@ -277,7 +282,8 @@ def serve(parser: argparse.ArgumentParser, args: argparse.Namespace, build: Call
     for kind, count, seconds in (("5xx", args.fail_5xx, 0), ("429", args.throttle, args.retry_after),
                                  ("rate_limit", int(args.rate_limit), args.reset_in)):
         if count:
-            fixture.inject(kind, count, args.fault_after, seconds or 1.0)
+            fixture.inject(kind, count, args.fault_after, seconds or 1.0, status=args.fail_status,
+                           wait_as=args.wait_as)
     print(f"{label} on {fixture.url}", flush=True)
     for name, value in settings(fixture.url).items():
         print(f"  export {name}={value}", flush=True)

@@ -21,15 +21,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable, Iterator, Mapping
 
 import httpx
 
 from etl.core.errors import SourceError, SourceUnavailable
-from etl.kit.answers import rate_limit_wait, redact, refusal, reset_in, retry_after, transient
+from etl.kit.answers import rate_limit_wait, redact, refusal, reset_in, retry_after, transient, warn_short_secrets
 from etl.kit.paginate import LinkHeader, Paginator, pick
 from etl.kit.retry import MAX_WAIT, RETRIES, retrying
+
+log = logging.getLogger(__name__)
 
 
 class SourceClient:
@@ -45,6 +48,7 @@ class SourceClient:
         self.retries = retries
         self.max_wait = max_wait
         self._secrets = auth.secrets() if auth else ()
+        warn_short_secrets(name, self._secrets, log)
         self._sleep = sleep
         self._quota_reset: float | None = None
         sent = {"User-Agent": "temporal-etl-fleet", **(headers or {}), **(auth.headers() if auth else {})}

@@ -15,21 +15,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol, TypeVar
+from typing import Any, Iterable, Iterator, Protocol, TypeVar
 
 from etl.core.errors import SourceError
-
-if TYPE_CHECKING:
-    from etl.kit.http import SourceClient
 
 T = TypeVar("T")
 
 
+class Client(Protocol):
+    """What a paginator needs of the client that reads the pages (`SourceClient` is one)."""
+
+    name: str
+
+    def relative(self, url: str) -> str:
+        """`url` as a path under the client's base URL; refused when it is not under it."""
+
+
 class Paginator(Protocol):
-    def request(self, client: "SourceClient", path: str, params: dict, cursor: str | None) -> tuple[str, dict]:
+    def request(self, client: Client, path: str, params: dict, cursor: str | None) -> tuple[str, dict]:
         """The path and parameters that read the page at `cursor`."""
 
-    def next(self, client: "SourceClient", response: Any, body: Any, items: list, cursor: str | None) -> str | None:
+    def next(self, client: Client, response: Any, body: Any, items: list, cursor: str | None) -> str | None:
         """The cursor of the page after this one, or None when this was the last."""
 
 

@@ -25,8 +25,9 @@ import yaml
 from etl.core.errors import EtlError, FlowFileError, shown
 from etl.core.settings import Settings
 from etl.launch.plan import FlowPlan, plan_flow
+from etl.workflows.flow_io import LOAD_MODES
 
-_ITEM_KEYS = {"strategy", "args", "streaming"}
+_ITEM_KEYS = {"strategy", "args", "streaming", "load_mode"}
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -47,6 +48,8 @@ class FlowSpec:
     strategy: str
     args: dict[str, Any]
     streaming: bool | None = None
+    load_mode: str | None = None
+    """None: the launcher's (`--load-mode`, default insert)."""
 
 
 def all_at_once(path, problems: list[FlowFileError]) -> FlowFileError:
@@ -100,11 +103,15 @@ def _spec(path: Path, index: int, item: Any) -> FlowSpec:
     streaming = item.get("streaming")
     if streaming is not None and not isinstance(streaming, bool):
         raise FlowFileError(path, f"`streaming` must be true or false, got {shown(streaming)}", index, strategy=named)
-    return FlowSpec(strategy, args, streaming)
+    load_mode = item.get("load_mode")
+    if load_mode is not None and load_mode not in LOAD_MODES:
+        raise FlowFileError(path, f"`load_mode` must be one of {', '.join(LOAD_MODES)}, got {shown(load_mode)}", index,
+                            strategy=named)
+    return FlowSpec(strategy, args, streaming, load_mode)
 
 
 def plan_all(settings: Settings, specs: Iterable[FlowSpec], *, streaming: bool = False,
-             task_queue: str | None = None, source: str = "flows") -> list[FlowPlan]:
+             task_queue: str | None = None, source: str = "flows", load_mode: str = "insert") -> list[FlowPlan]:
     """Plan every flow (validating its strategy and arguments) before anything starts; every
     flow that cannot be planned is named at once."""
     plans: list[FlowPlan] = []
@@ -113,7 +120,8 @@ def plan_all(settings: Settings, specs: Iterable[FlowSpec], *, streaming: bool =
     for i, spec in enumerate(specs):
         try:
             plan = plan_flow(settings, spec.strategy, spec.args, task_queue=task_queue,
-                             streaming=spec.streaming if spec.streaming is not None else streaming)
+                             streaming=spec.streaming if spec.streaming is not None else streaming,
+                             load_mode=spec.load_mode or load_mode)
         except EtlError as exc:
             problems.append(FlowFileError(source, str(exc), i, strategy=spec.strategy))
             continue

@@ -27,7 +27,7 @@ from etl.core.extract import ExtractStrategy
 from etl.core.query import Query, QueryFactory
 from etl.core.settings import Settings
 from etl.workflows import search_attributes as sa
-from etl.workflows.flow_io import ETLFlowInput, FlowSummary
+from etl.workflows.flow_io import LOAD_MODES, ETLFlowInput, FlowSummary
 
 
 @dataclass
@@ -89,6 +89,9 @@ def plan_flow(settings: Settings, strategy: str, args: dict[str, Any], *, stream
                        expected=query.expected_records(), **input_fields)
     queue = task_queue_name("--task-queue", task_queue or (
         settings.streaming_task_queue if streaming else settings.task_queue))
+    mode = input_fields.get("load_mode", "insert")
+    if mode not in LOAD_MODES:
+        raise ConfigError("--load-mode", mode, " or ".join(LOAD_MODES))
     for name, value in input_fields.items():  # batch_size, chunks_in_flight, ...: bounded like query fields
         if isinstance(value, bool) or (isinstance(value, int) and not 0 <= value <= MAX_INPUT_FIELD):
             raise ConfigError(f"--{name.replace('_', '-')}", value, f"a whole number from 0 to {MAX_INPUT_FIELD:,}")

@@ -25,8 +25,9 @@ def totals(outcomes: list[ChildOutcome], elapsed_s: float | None = None) -> dict
         "failed": len(outcomes) - len(done),
         "extracted": sum(s.extracted for s in done),
         "loaded": sum(s.loaded for s in done),
+        "updated": sum(s.updated for s in done),
         "rejected": sum(s.rejected for s in done),
-        "duplicates_skipped": sum(s.duplicates_skipped for s in done),
+        "unchanged": sum(s.unchanged for s in done),
         "flow_seconds": flow_seconds,
         "elapsed_s": round(elapsed_s, 3) if elapsed_s is not None else None,
     }
@@ -50,33 +51,33 @@ def launch_note(outcomes: list[ChildOutcome]) -> str:
 
 
 #: Under the table when some events were already in the table, so `LOADED 0` on a re-run reads right.
-DUPLICATES_NOTE = ("DUPLICATES: events already in the table (loaded by an earlier run or another flow); "
-                   "loads skip them, so a re-run shows LOADED 0 and DUPLICATES = what it read")
+UNCHANGED_NOTE = ("UNCHANGED: events already in the table as they are now (in insert mode, already in the "
+                  "table at all); loads do not write them, so a re-run shows LOADED 0 and UNCHANGED = what it read")
 
 
 def summary_table(outcomes: list[ChildOutcome], elapsed_s: float | None = None) -> str:
-    """Per flow: status, events loaded, duplicates skipped, rejects, duration, how the launcher came
-    by it; then totals."""
-    rows = [("FLOW", "STATUS", "LOADED", "DUPLICATES", "REJECTS", "DURATION", "NOTE")]
+    """Per flow: status, events loaded, updated and unchanged, rejects, duration, how the launcher
+    came by it; then totals."""
+    rows = [("FLOW", "STATUS", "LOADED", "UPDATED", "UNCHANGED", "REJECTS", "DURATION", "NOTE")]
     for o in outcomes:
         s = o.summary
-        counts = (f"{s.loaded:,}", f"{s.duplicates_skipped:,}", f"{s.rejected:,}") if s else ("-", "-", "-")
+        counts = (f"{s.loaded:,}", f"{s.updated:,}", f"{s.unchanged:,}", f"{s.rejected:,}") if s else ("-",) * 4
         rows.append((o.workflow_id, o.status, *counts, f"{o.duration_s:.1f}s", o.note))
     t = totals(outcomes, elapsed_s)
     wall = f"{t['elapsed_s']:.1f}s" if t["elapsed_s"] is not None else "-"
     rows.append((f"TOTAL: {plural(t['flows'], 'flow')}", f"{t['completed']} ok, {t['failed']} failed",
-                 f"{t['loaded']:,}", f"{t['duplicates_skipped']:,}", f"{t['rejected']:,}", wall,
+                 f"{t['loaded']:,}", f"{t['updated']:,}", f"{t['unchanged']:,}", f"{t['rejected']:,}", wall,
                  "wall time" if t["elapsed_s"] is not None else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    right = {2, 3, 4, 5}
+    right = {2, 3, 4, 5, 6}
     lines = []
     for n, row in enumerate(rows):
         cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
         if n == 0 or n == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
-    if t["duplicates_skipped"]:
-        lines.append(DUPLICATES_NOTE)
+    if t["unchanged"]:
+        lines.append(UNCHANGED_NOTE)
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from etl.scaffold.plan import Action
+from etl.scaffold.plan import Action, Finding
 
 
 def backup_path(path: Path, now: datetime) -> Path:
@@ -59,16 +59,35 @@ def verify(root: Path, query_type: str | None, strategies: list[str]) -> str | N
     return lines[-1] if lines else f"exit code {proc.returncode}"
 
 
-def refresh_env_example(root: Path) -> bool:
-    """Regenerate `root`'s `.env.example` (every declared setting, the new source's included) in a
-    fresh interpreter, so the user never edits it by hand. True when it changed."""
-    target = root / ".env.example"
-    if not target.exists():
-        return False
+def env_example(root: Path) -> str | None:
+    """What `root`'s `.env.example` should hold (every declared setting, with its default and help),
+    computed in a fresh interpreter; None when there is no `.env.example` or the settings do not import."""
+    if not (root / ".env.example").exists():
+        return None
     proc = subprocess.run([sys.executable, "-B", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
                            "from etl.core.settings import env_example; sys.stdout.write(env_example())", str(root)],
                           cwd=root, capture_output=True, text=True, timeout=120)
-    if proc.returncode != 0 or proc.stdout == target.read_text():
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def stale_env_example(root: Path) -> Finding | None:
+    """A finding, with its repair, when `.env.example` no longer says what the settings declare (a
+    setting added, removed, or its default or help changed) and `make test` would fail on it."""
+    fresh = env_example(root)
+    target = root / ".env.example"
+    if fresh is None or fresh == target.read_text(encoding="utf-8"):
+        return None
+    return Finding(target, ["is stale: it does not list the settings as they are declared now (one was added, "
+                            "removed, or its default or help changed)"],
+                   Action("update", target, fresh, "it is generated from the settings, so it is written again"))
+
+
+def refresh_env_example(root: Path) -> bool:
+    """Regenerate `root`'s `.env.example` (every declared setting, the new source's included), so the
+    user never edits it by hand. True when it changed."""
+    fresh = env_example(root)
+    target = root / ".env.example"
+    if fresh is None or fresh == target.read_text(encoding="utf-8"):
         return False
-    target.write_text(proc.stdout)
+    target.write_text(fresh, encoding="utf-8")
     return True

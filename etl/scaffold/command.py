@@ -19,19 +19,24 @@ OK, BY_HAND, REFUSED = 0, 1, 2
 
 
 def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False, template: str = "project",
+             key: str | None = None, window: str | None = None,
              out: Callable[[str], None] = print, err: Callable[[str], None] | None = None) -> int:
-    """Create the source `source` with `flows` under `root` from `template` (`person` or `project`),
-    or check and repair it."""
+    """Create the source `source` with `flows` under `root` from `template` (`person` or `project`), its
+    query's `key` field and `window` (`days` or `times`) as asked, or check and repair it."""
     err = err or (lambda line: print(line, file=sys.stderr))
     flows = list(dict.fromkeys(flows))  # a flow named twice is still one flow
-    layout = Layout(root, source, template)
-    refused = refusals(layout, flows, out)
+    layout = Layout(root, source, template, key, window)
+    refused = ([names.key_problem(key)] if key and names.key_problem(key) else []) or refusals(layout, flows, out)
     if refused:
         for message in refused:
             err(f"error: {message}")
         return REFUSED
 
     plan = check.examine(layout, flows)
+    # With files to write, .env.example is regenerated after them (below), from what they declare then.
+    stale = apply.stale_env_example(root) if not plan.actions else None
+    if stale:
+        plan.findings.append(stale)
     backups: dict[Path, Path] = {}
     if not dry_run:
         now = datetime.now()
@@ -54,7 +59,7 @@ def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False
         registered = ([f"query type {source!r}"] if query_type else []) + strategies
         out(f"Imported cleanly; registered {', '.join(registered)}.")
         if apply.refresh_env_example(root):
-            out("Updated .env.example with the source's settings.")
+            out("Updated .env.example: it lists the settings as they are declared now.")
     if plan.marked:
         report.next_steps(plan, out)
     return status

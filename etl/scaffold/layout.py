@@ -12,19 +12,27 @@ Every source has the same shape, so adding one is copying a pattern:
     sources/<source>/README.md
     tests/sources/test_<source>.py
 
-A source is made from one of two templates (`KINDS`): `person`, whose query names a member and a
-window of days, as Launchpad's; or `project`, whose query names a project and a time window,
-as GitHub's. An existing source's kind is read from its query (a `member_field` means person).
+A new source's query names a key field and a window (`new.py --key K --window days|times`): `--key
+member` makes a person's query, as Launchpad's (the member search attribute, team expansion); any
+other key one thing's, such as a project, as GitHub's. A window of `days` is `data_date_start` and
+`data_date_end` (dates), one of `times` is `since` and `until` (datetimes). `--template person` is
+`--key member --window days`, `--template project` (the default) `--key project --window times`.
+An existing source's key and window are read from its query.
 """
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from pathlib import Path
 
 from etl.scaffold.names import SKIPPED
 
 KINDS = ("project", "person")
+
+
+WINDOWS = {"days": ("data_date_start", "data_date_end"), "times": ("since", "until")}
+TEMPLATES = {"project": ("project", "times"), "person": ("member", "days")}
 
 
 @dataclass(frozen=True)
@@ -34,14 +42,44 @@ class Layout:
     root: Path
     source: str
     template: str = "project"
-    """The template a new source gets (`KINDS`)."""
+    """The template a new source gets (`KINDS`): its key and window, unless `key` or `window` say otherwise."""
+    key_field: str | None = None
+    window_kind: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The query's key field: the existing query's, else the one asked for."""
+        found = self._existing()
+        return found[0] if found else self.key_field or TEMPLATES[self.template][0]
+
+    @property
+    def window(self) -> str:
+        """`days` or `times`: the existing query's window, else the one asked for."""
+        found = self._existing()
+        return found[1] if found else self.window_kind or TEMPLATES[self.template][1]
 
     @property
     def kind(self) -> str:
-        """`person` or `project`: the existing query's, else the template asked for."""
-        if self.query.exists() and "member_field" in self.query.read_text(encoding="utf-8", errors="replace"):
-            return "person"
-        return "project" if self.query.exists() else self.template
+        """`person` (the key is a member) or `project`."""
+        return "person" if self.key == "member" else "project"
+
+    def _existing(self) -> tuple[str, str] | None:
+        """(key, window) of the query on disk, when it has the generated shape."""
+        if not self.query.exists():
+            return None
+        try:
+            tree = ast.parse(self.query.read_text(encoding="utf-8", errors="replace"))
+        except SyntaxError:
+            return None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                fields = [(n.target.id, ast.unparse(n.annotation)) for n in node.body
+                          if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+                window = [k for k, names in WINDOWS.items() if all(f in dict(fields) for f in names)]
+                key = [name for name, _ in fields if all(name not in names for names in WINDOWS.values())]
+                if window and key:
+                    return key[0], window[0]
+        return None
 
     @property
     def dir(self) -> Path:

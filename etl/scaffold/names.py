@@ -52,3 +52,17 @@ def problems(source: str, flows: list[str]) -> list[str]:
     """Every refused name among a source and its flows, each with what to do."""
     found = [problem("source", source)] + [problem("flow", flow) for flow in flows]
     return [p for p in found if p]
+
+
+#: Names the generated query and sample already use for something else.
+TAKEN_KEYS = ("id", "author", "title", "created_at", "name", "data_date_start", "data_date_end", "since", "until")
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` cannot name a query's key field (`--key`), saying what to do; None if it can."""
+    if not _VALID.fullmatch(key or "-") or keyword.iskeyword(key) or key.startswith("_"):
+        return (f"key {key!r} is not a field name: use lowercase letters, digits and underscores, starting "
+                "with a letter, e.g. 'project', 'board' or 'member'")
+    if key in TAKEN_KEYS:
+        return f"key {key!r} is taken by the generated query or its sample data; pick another, e.g. '{key}_key'"
+    return None

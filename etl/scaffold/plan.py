@@ -22,6 +22,8 @@ class Action:
     """`create` a missing file, `repair` a broken scaffold-shaped one, `update` one to add to it."""
     path: Path
     content: str
+    why: str | None = None
+    """Why the file may be changed, when the verb alone does not say it."""
 
 
 @dataclass

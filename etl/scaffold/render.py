@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-from etl.scaffold.layout import Layout
+from etl.scaffold.layout import WINDOWS, Layout
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -30,7 +30,7 @@ def _fill(template: str, **values: str) -> str:
 
 def _names(layout: Layout) -> dict[str, str]:
     return {"source": layout.source, "prefix": layout.prefix, "settings_class": layout.settings_class,
-            "fixture_class": layout.fixture_class, "query_class": layout.query_class}
+            "fixture_class": layout.fixture_class, "query_class": layout.query_class, "key": layout.key}
 
 
 def source_init(layout: Layout) -> str:
@@ -50,28 +50,58 @@ def settings(layout: Layout) -> str:
 
 
 def client(layout: Layout) -> str:
-    return _fill("client.py.tmpl", **_names(layout))
+    member = layout.kind == "person"
+    return _fill("client.py.tmpl", **_names(layout),
+                 client_imports="from etl.core.extract import group_expander\n" if member else "",
+                 kit_imports="BodyCursor, " if member else "",
+                 member_client=string.Template(_MEMBERS).substitute(source=layout.source) if member else "")
+
+
+_MEMBERS = '''
+
+@group_expander("${source}")
+def team_members(team: str, settings: Settings, args: dict | None = None) -> list[str]:
+    """A team's members, one flow each (the launchers' `--team`): the query's `expand_group` asks this."""
+    with connect(settings) as api:
+        return [m["name"] for m in api.all(f"/v1/teams/{team}/members", {}, BodyCursor(), items="data")]'''
 
 
 def fixture_files(layout: Layout) -> dict[str, str]:
     """fixture/ file name -> content."""
-    return {"__init__.py": _fill("fixture_init.py.tmpl", **_names(layout)),
-            "server.py": _fill("fixture_server.py.tmpl", **_names(layout)),
-            "__main__.py": _fill("fixture_main.py.tmpl", **_names(layout))}
+    values = {**_names(layout), "key_default": _DEFAULTS[layout.kind][0], "other_key": _DEFAULTS[layout.kind][1]}
+    return {"__init__.py": _fill("fixture_init.py.tmpl", **values),
+            "server.py": _fill("fixture_server.py.tmpl", **values),
+            "__main__.py": _fill("fixture_main.py.tmpl", **values)}
+
+
+_DEFAULTS = {"person": ("ann", "bob"), "project": ("example", "other")}
+_WINDOW = {  # type, imports, start default, end default, start doc, end doc
+    "days": ("date", "date", "date(2024, 1, 1)", "date(2024, 2, 1)", "The first day read, inclusive (UTC).",
+             "The day after the last one read, exclusive (UTC)."),
+    "times": ("datetime", "datetime, timezone", "datetime(2024, 1, 1, tzinfo=timezone.utc)",
+              "datetime(2024, 2, 1, tzinfo=timezone.utc)", "Start of the window, inclusive; a date means midnight UTC.",
+              "End of the window, exclusive.")}
 
 
 def query(layout: Layout) -> str:
-    return _fill(f"query_{layout.kind}.py.tmpl", **_names(layout))
-
-
-_PARAMS = {"person": '{"author": query.member}', "project": '{"project": query.project}'}
+    wtype, imports, start_default, end_default, start_doc, end_doc = _WINDOW[layout.window]
+    start, end = WINDOWS[layout.window]
+    member = layout.kind == "person"
+    return _fill("query.py.tmpl", **_names(layout), window_type=wtype, window_imports=imports, start=start, end=end,
+                 start_default=start_default, end_default=end_default, start_doc=start_doc, end_doc=end_doc,
+                 key_default=_DEFAULTS[layout.kind][0],
+                 what=f"one {'person' if member else layout.key}'s acts in a window of {layout.window}",
+                 key_doc="The person whose acts are read." if member else f"The {layout.key} whose acts are read.",
+                 member_doc=" `member_field` makes `member` the flow's `EtlMember` search attribute and part of its "
+                            "workflow id; the launchers' `--team` runs one flow per member of a team, as "
+                            "`team_members` in client.py lists them." if member else "",
+                 member_line='\n    member_field = "member"' if member else "")
 
 
 def flow(layout: Layout, flow: str, query_class: str | None = None) -> str:
     """flows/<flow>.py; `query_class` is the source's query class when it was renamed."""
     return _fill("flow.py.tmpl", **{**_names(layout), "query_class": query_class or layout.query_class},
-                 flow=flow, strategy=layout.strategy(flow), function=layout.function(flow),
-                 params=_PARAMS[layout.kind])
+                 flow=flow, strategy=layout.strategy(flow), function=layout.function(flow))
 
 
 def sample_ids(strategy: str) -> list[str]:
@@ -83,20 +113,19 @@ def readme_flow(layout: Layout, flow: str) -> str:
     return _fill("README_flow.md.tmpl", strategy=layout.strategy(flow))
 
 
-_QUERY_TABLES = {
-    "person": "| field | meaning |\n|---|---|\n"
-              "| `member` | the person whose acts are read (teams expand into members) |\n"
-              "| `data_date_start` | the first day, inclusive (UTC) |\n| `data_date_end` | the day after the last, "
-              "exclusive |",
-    "project": "| field | meaning |\n|---|---|\n| `project` | the project whose acts are read |\n"
-               "| `since` | start of the window, inclusive (a date means midnight UTC) |\n"
-               "| `until` | end of the window, exclusive |",
-}
+def _query_table(layout: Layout) -> str:
+    start, end = WINDOWS[layout.window]
+    first, last = ("the first day, inclusive (UTC)", "the day after the last, exclusive") if layout.window == "days" \
+        else ("start of the window, inclusive (a date means midnight UTC)", "end of the window, exclusive")
+    key = "the person whose acts are read (teams expand into members)" if layout.kind == "person" \
+        else f"the {layout.key} whose acts are read"
+    return (f"| field | meaning |\n|---|---|\n| `{layout.key}` | {key} |\n| `{start}` | {first} |\n"
+            f"| `{end}` | {last} |")
 
 
 def readme(layout: Layout, flows: list[str], query_class: str | None = None) -> str:
     return _fill("README.md.tmpl", **{**_names(layout), "query_class": query_class or layout.query_class},
-                 query_table=_QUERY_TABLES[layout.kind],
+                 query_table=_query_table(layout),
                  flow_sections="".join(readme_flow(layout, f) for f in flows))
 
 

@@ -28,8 +28,9 @@ def findings(plan: Plan, dry_run: bool, backups: dict[Path, Path], out: Out) -> 
         if f.action:
             backup = backups.get(f.path)
             kept = f"a backup {layout.rel(backup)}" if backup else "a timestamped backup FILE.bak.YYYYmmdd-HHMMSS"
-            what = ("it is still the generated sample, so it is written again" if f.action.verb == "repair"
-                    else "it is still as generated, so the missing parts are added")
+            what = f.action.why or ("it is still the generated sample, so it is written again"
+                                    if f.action.verb == "repair" else "it is still as generated, so the missing "
+                                                                      "parts are added")
             out(f"          {would}{f.action.verb}: {what}, keeping {kept}")
         else:
             out(f"          {f.by_hand}")

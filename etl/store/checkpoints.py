@@ -6,8 +6,8 @@ transaction* as the page's rows, and a retry starts from there: what a crash cos
 the page that had not committed. After the last page the row is marked done, so a crash
 between the last commit and the activity's completion does not start the read again.
 
-Every commit also appends a row to `events_ledger` (unit, page number, records, rows inserted,
-workflow id, attempt). The ledger is what the rework and doubling figures are measured from:
+Every commit also appends a row to `events_ledger` (unit, page number, records, rows inserted
+and updated, workflow id, attempt). The ledger is what the rework and doubling figures are measured from:
 a page committed twice is rework; rows counted as inserted but not in the table are doubling.
 
     with db:  load(page) + Checkpoints.save(cur, key, state, done) + Checkpoints.log(cur, ...)
@@ -46,6 +46,7 @@ class Commit:
     page_no: int | None = None
     workflow_id: str | None = None
     attempt: int | None = None
+    updated: int = 0
 
 
 class Checkpoints:
@@ -70,10 +71,10 @@ class Checkpoints:
     def log(self, cur, commit: Commit) -> None:
         """Append `commit` to the ledger, inside the caller's transaction."""
         cur.execute(sql.SQL(
-            "INSERT INTO {l} (unit_key, page_no, kind, records, inserted, workflow_id, attempt) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)").format(l=self.t.ledger),
-            (commit.unit_key, commit.page_no, commit.kind, commit.records, commit.inserted, commit.workflow_id,
-             commit.attempt))
+            "INSERT INTO {l} (unit_key, page_no, kind, records, inserted, updated, workflow_id, attempt) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)").format(l=self.t.ledger),
+            (commit.unit_key, commit.page_no, commit.kind, commit.records, commit.inserted, commit.updated,
+             commit.workflow_id, commit.attempt))
 
     def mark_done(self, unit_key: str) -> None:
         """The unit read its source to the end (for a last page whose cursor was not None)."""

@@ -64,7 +64,7 @@ class Migration:
 EVENT_COLUMNS = (
     "source_kind_id TEXT, parent_item_id TEXT, {event_id}, event_type TEXT, relation_type TEXT, "
     "employee_id TEXT, event_time_utc TIMESTAMP NOT NULL, week DATE NOT NULL, timezone TEXT, "
-    "event_time TIMESTAMP, event_properties JSONB, relation_properties JSONB, metrics JSONB"
+    "event_time TIMESTAMP, event_properties JSONB, relation_properties JSONB, metrics JSONB, content_hash UUID"
 )
 
 
@@ -107,6 +107,10 @@ class Tables:
     @property
     def ledger(self) -> sql.Identifier:
         return self._id("_ledger")
+
+    @property
+    def history(self) -> sql.Identifier:
+        return self._id("_history")
 
     @property
     def staging_tables(self) -> tuple[sql.Identifier, ...]:
@@ -173,6 +177,7 @@ class Tables:
                     batch_key TEXT PRIMARY KEY,
                     staged INTEGER NOT NULL,
                     inserted INTEGER NOT NULL,
+                    updated INTEGER NOT NULL DEFAULT 0,
                     loaded_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
             ).format(loads=self.loads)),
             (self.cursors, f(
@@ -192,8 +197,16 @@ class Tables:
                     inserted INTEGER NOT NULL,
                     workflow_id TEXT,
                     attempt INTEGER,
+                    updated INTEGER NOT NULL DEFAULT 0,
                     at TIMESTAMPTZ NOT NULL DEFAULT now())"""
             ).format(ledger=self.ledger)),
+            # `history` load mode: each version an event had before a load replaced it, valid from its
+            # load to the replacing one (README, "Load modes").
+            (self.history, f("CREATE TABLE IF NOT EXISTS {history} (id BIGSERIAL PRIMARY KEY, " + EVENT_COLUMNS.format(
+                event_id="event_id TEXT NOT NULL") + ", loaded_by TEXT, valid_from TIMESTAMPTZ, "
+                "valid_to TIMESTAMPTZ NOT NULL, replaced_by TEXT)").format(history=self.history)),
+            (self._id("_history_at"), f("CREATE INDEX IF NOT EXISTS {idx} ON {history} (event_id, valid_to)").format(
+                idx=self._id("_history_at"), history=self.history)),
         ]
 
     def migrations(self) -> list[Migration]:
@@ -226,6 +239,11 @@ class Tables:
             unlogged(self.raw),
             add_column(self.events, "loaded_by TEXT"),
             add_column(self.events, "loaded_at TIMESTAMPTZ"),
+            # Load modes (upsert, history): a row's content hash, NULL in rows loaded before it (and in
+            # `insert` mode); a NULL one is compared column by column instead.
+            add_column(self.events, "content_hash UUID"),
+            add_column(self.loads, "updated INTEGER NOT NULL DEFAULT 0"),
+            add_column(self.ledger, "updated INTEGER NOT NULL DEFAULT 0"),
             # The load's time by default: a page COPY'd straight in (etl.store.events) gets it like an INSERT.
             m(self.events, self._column(self.events, "loaded_at", "NOT atthasdef"),
               f("ALTER TABLE {events} ALTER COLUMN loaded_at SET DEFAULT now()").format(events=self.events)),

@@ -88,6 +88,7 @@ class StagedBatchMissing(Exception):
 class LoadCounts:
     staged: int
     inserted: int
+    updated: int = 0
 
 
 class Staging:
@@ -164,37 +165,38 @@ class Staging:
                     (batch_key, part, rows, psycopg2.Binary(pack(payload.encode()))))
 
     def load_staged(self, batch_key: str, expected: int, loaded_by: str | None = None,
-                    attempt: int | None = None) -> LoadCounts:
+                    attempt: int | None = None, mode: str = "insert") -> LoadCounts:
         """Move a staged batch into the events table, once; a repeat returns the first counts."""
 
         def load(cur) -> LoadCounts:
             lock_key(cur, batch_key)
-            cur.execute(sql.SQL("SELECT staged, inserted FROM {loads} WHERE batch_key = %s").format(
+            cur.execute(sql.SQL("SELECT staged, inserted, updated FROM {loads} WHERE batch_key = %s").format(
                 loads=self.t.loads), (batch_key,))
             done = cur.fetchone()
             if done is not None:
-                return LoadCounts(done[0], done[1])
+                return LoadCounts(*done)
             cur.execute(sql.SQL("SELECT part, rows FROM {batches} WHERE batch_key = %s ORDER BY part").format(
                 batches=self.t.staged_batches), (batch_key,))
             parts = cur.fetchall()
             staged = sum(rows for _, rows in parts)
             if staged != expected:
                 raise StagedBatchMissing(f"batch {batch_key}: {staged} rows staged, {expected} expected")
-            inserted = 0
+            inserted = updated = 0
             events = Events(self.db)
             for part, rows in parts:  # one part in memory at a time
                 if rows:
                     cur.execute(sql.SQL("SELECT packed FROM {batches} WHERE batch_key = %s AND part = %s"
                                         ).format(batches=self.t.staged_batches), (batch_key, part))
-                    inserted += events.copy(cur, unpack(cur.fetchone()[0]), loaded_by)
+                    written = events.copy(cur, unpack(cur.fetchone()[0]), loaded_by, mode)
+                    inserted, updated = inserted + written.inserted, updated + written.updated
             cur.execute(sql.SQL("DELETE FROM {batches} WHERE batch_key = %s").format(batches=self.t.staged_batches),
                         (batch_key,))
             cur.execute(sql.SQL("DELETE FROM {raw} WHERE batch_key = %s").format(raw=self.t.raw), (batch_key,))
-            cur.execute(sql.SQL("INSERT INTO {loads} (batch_key, staged, inserted) VALUES (%s, %s, %s)").format(
-                loads=self.t.loads), (batch_key, staged, inserted))
-            self.checkpoints.log(cur, Commit(batch_key, "load", staged, inserted, workflow_id=loaded_by,
+            cur.execute(sql.SQL("INSERT INTO {loads} (batch_key, staged, inserted, updated) VALUES (%s, %s, %s, %s)"
+                                ).format(loads=self.t.loads), (batch_key, staged, inserted, updated))
+            self.checkpoints.log(cur, Commit(batch_key, "load", staged, inserted, workflow_id=loaded_by, updated=updated,
                                              attempt=attempt))
-            return LoadCounts(staged, inserted)
+            return LoadCounts(staged, inserted, updated)
 
         return self.db.run(load, what=f"loading batch {batch_key}")
 

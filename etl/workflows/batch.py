@@ -208,7 +208,7 @@ class ETLFlow:
         first_key = key = extracted.batch_key
         try:
             for again in range(MAX_REEXTRACTS + 1):
-                ref = BatchRef(key, inp.query_type, inp.extract_strategy)
+                ref = BatchRef(key, inp.query_type, inp.extract_strategy, load_mode=inp.load_mode)
                 try:
                     # `expected`: each step checks the batch still holds everything the step before gave it.
                     transformed = await self._step(inp, BatchActivities.transform_batch,
@@ -227,7 +227,7 @@ class ETLFlow:
                     extracted = redo
                     continue
                 self._count(part, Counts(rejected=transformed.rejected, loaded=loaded.inserted,
-                                         duplicates_skipped=loaded.duplicates_skipped))
+                                         updated=loaded.updated, unchanged=loaded.unchanged))
                 return
         finally:
             self._release()

@@ -102,7 +102,7 @@ def show_details(progress: FlowProgress, where: str) -> None:
     """The flow's current details in the UI: its stage, where its parts stand, then its counts."""
     workflow.set_current_details(
         f"**{progress.stage}**\n\n{where} · extracted: {progress.extracted:,} · loaded: {progress.loaded:,} · "
-        f"rejected: {progress.rejected:,} · already present: {progress.duplicates_skipped:,}")
+        f"updated: {progress.updated:,} · unchanged: {progress.unchanged:,} · rejected: {progress.rejected:,}")
 
 
 def summary_of(strategy: str, state: FlowState) -> FlowSummary:

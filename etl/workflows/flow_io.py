@@ -12,17 +12,24 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 
+#: How a load treats an event whose event_id is in the table already (README, "Load modes").
+LOAD_MODES = ("insert", "upsert", "history")
+
+
 @dataclass
 class Counts:
     """What happened to the records of a flow, a part, a chunk or a batch. Every record read is
-    rejected or reaches the load: `extracted = rejected + loaded + duplicates_skipped`."""
+    rejected or reaches the load: `extracted = loaded + updated + unchanged + rejected`."""
 
     extracted: int = 0
     rejected: int = 0
     loaded: int = 0
     """Rows the load inserted."""
-    duplicates_skipped: int = 0
-    """Events whose event_id was in the table already."""
+    updated: int = 0
+    """Rows the load replaced with a changed version (`upsert` and `history` modes)."""
+    unchanged: int = 0
+    """Events in the table already, as they were (or, `insert` mode, at all); a record an event of
+    the same id later in its page replaced counts here too."""
 
     def add(self, other: "Counts") -> None:
         """Add `other`'s counts to these, in place."""
@@ -96,6 +103,9 @@ class ETLFlowInput:
     args: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 5000
     """ETLFlow: records per staged batch."""
+    load_mode: str = "insert"
+    """`insert`: an event already in the table is skipped; `upsert`: a changed one replaces its row;
+    `history`: as upsert, the replaced version kept in `<table>_history` (see `LOAD_MODES`)."""
     batches_in_flight: int = 4
     """ETLFlow: batches of the flow between the start of their extract and the end of their load, across
     all its parts: the fleet runs up to that many of its steps at once, and staging holds at most that many."""
@@ -190,6 +200,7 @@ class BatchRef:
     strategy: str
     expected: int = 0
     """Records (transform) or events (load) the batch must still hold: fewer means its staging was lost."""
+    load_mode: str = "insert"
 
 
 @dataclass
@@ -203,7 +214,8 @@ class TransformResult:
 class LoadResult:
     batch_key: str
     inserted: int
-    duplicates_skipped: int
+    updated: int
+    unchanged: int
 
 
 @dataclass
@@ -229,3 +241,4 @@ class ChunkInput:
     chunk: ChunkState
     max_pages: int = 0
     """Stop after this many pages (0: run to the end) so one activity stays short."""
+    load_mode: str = "insert"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from etl.core.errors import QueryError, shown
-from etl.core.query import Query, query_type
-from etl.core.times import parse_time
+from etl.core.query import query_type
+from etl.kit.window import WindowQuery
 
 # GitHub's own rules: an owner is letters, digits and single inner hyphens (at most 39);
 # a repository name is letters, digits, '.', '-' and '_'. Checking them here also keeps
@@ -24,7 +24,7 @@ def github_time(moment: datetime) -> str:
 
 @query_type("github")
 @dataclass(frozen=True)
-class GitHubQuery(Query):
+class GitHubQuery(WindowQuery):
     owner: str
     """The user or organisation that owns the repository, e.g. `python`."""
     repo: str
@@ -47,9 +47,7 @@ class GitHubQuery(Query):
         if not _REPO.match(self.repo) or self.repo in (".", ".."):
             raise QueryError(self.name, "repo", f"{shown(self.repo)} is not a GitHub repository name "
                                                 "(letters, digits, '.', '-' and '_')")
-        if self.since >= self.until:
-            raise QueryError(self.name, "until", f"{self.until.isoformat()} is not after since "
-                                                 f"({self.since.isoformat()}); the window is [since, until)")
+        super().validate()
 
     @property
     def slug(self) -> str:
@@ -60,7 +58,3 @@ class GitHubQuery(Query):
     def path(self) -> str:
         """The repository's API path."""
         return f"/repos/{self.owner}/{self.repo}"
-
-    def contains(self, stamp: str | None) -> bool:
-        """Whether a GitHub time lies in [since, until)."""
-        return stamp is not None and self.since <= parse_time(stamp) < self.until

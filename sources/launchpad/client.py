@@ -1,22 +1,17 @@
-"""A launchpadlib session for one extract call: login, the member, errors, pages, records.
+"""A launchpadlib session for one extract call: login, the member, errors, pages, events.
 
-Login is anonymous unless the worker's settings name a credentials file
-(LP_CREDENTIALS_FILE), which is read here and never enters a query. Every HTTP call
-has a timeout. Errors that retrying cannot fix (401, 403, 404, 400, no such member)
-become `SourceError`/`QueryError`, which activities fail at once; 5xx, 429, timeouts, lost
-connections and answers cut short become `SourceUnavailable` (with the `Retry-After` Launchpad sent).
-Every request, the member lookup included, goes through `retrying`: up to `RETRIES` tries
-here (waits of at most 10 s), then the activity retry policy takes over, with Launchpad's
-`Retry-After` as its delay.
-"""
+Login is anonymous unless LP_CREDENTIALS_FILE names a credentials file (read here, never a query
+argument). Every HTTP call, the member lookup included, has a timeout and goes through `retrying`:
+refusals that retrying cannot fix (401, 403, 404, 400, no such member) become `SourceError` or
+`QueryError`, which fail the activity at once; 5xx, 429, timeouts, lost connections and answers
+cut short become `SourceUnavailable`, retried `RETRIES` times here (waits of at most 10 s), then
+by the activity's retry policy with Launchpad's `Retry-After` as its delay."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
-import threading
-from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -27,9 +22,14 @@ from launchpadlib.launchpad import Launchpad
 from lazr.restfulclient.errors import CredentialsFileError, HTTPError
 
 from etl.core.errors import ConfigError, QueryError, SourceError, SourceUnavailable, shown
+from etl.core.extract import Page
 from etl.core.settings import Settings
+from etl.core.times import read_time
 from etl.kit.answers import retry_after, transient
+from etl.kit.events import Events
+from etl.kit.idle import Idle
 from etl.kit.retry import retrying as kit_retrying
+from etl.kit.walk import Batch, Item, Listing, walk
 from sources.launchpad.query import LaunchpadQuery
 from sources.launchpad.settings import LaunchpadSettings
 
@@ -49,23 +49,24 @@ def service_root(query: LaunchpadQuery, settings: Settings) -> str:
     return root if root.endswith("/") else root + "/"
 
 
+HINTS = {401: "the credentials in LP_CREDENTIALS_FILE were refused; make new ones",
+         403: "the credentials do not allow it (private data needs LP_CREDENTIALS_FILE)",
+         404: "it does not exist (or is private); check service_root and api_version"}
+
+
 @contextlib.contextmanager
 def refusals(what: str) -> Iterator[None]:
     """Turn Launchpad's refusals of `what` into `SourceError` (permanent) or `SourceUnavailable` (for now)."""
     try:
         yield
     except HTTPError as exc:
-        status = exc.response.status
+        status, answer, body = exc.response.status, exc.response, exc.content
         if transient(status):
-            raise SourceUnavailable(f"Launchpad could not answer {what} (HTTP {status} {exc.response.reason})",
-                                    status=status, retry_after_s=retry_after(exc.response.get("retry-after"))
-                                    ) from exc
-        body = shown(exc.content.decode("utf-8", "replace") if isinstance(exc.content, bytes) else str(exc.content),
-                     300)
-        hint = {401: "the credentials in LP_CREDENTIALS_FILE were refused; make new ones",
-                403: "the credentials do not allow it (private data needs LP_CREDENTIALS_FILE)",
-                404: "it does not exist (or is private); check service_root and api_version"}.get(status, body)
-        raise SourceError(f"Launchpad refused {what} (HTTP {status}): {hint}", status=status) from None
+            raise SourceUnavailable(f"Launchpad could not answer {what} (HTTP {status} {answer.reason})",
+                                    status=status, retry_after_s=retry_after(answer.get("retry-after"))) from exc
+        said = shown(body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body), 300)
+        raise SourceError(f"Launchpad refused {what} (HTTP {status}): {HINTS.get(status, said)}", status=status) \
+            from None
     except (TimeoutError, ConnectionError, HttpLib2Error, http.client.HTTPException) as exc:
         # HTTPException: an answer cut short (IncompleteRead) or garbled on the wire; asking again helps.
         # Quoted: what came off the wire may hold control characters (an ESC would recolour a terminal).
@@ -81,25 +82,8 @@ def _login_key(query: LaunchpadQuery, settings: Settings) -> tuple:
 
 
 # Logging in parses Launchpad's 1.5 MB WADL (about 0.1 s and 16 MB): a few idle clients are kept for
-# the next extract call (a resumed or chunked flow, a retry), each used by one thread at a time.
-_IDLE: list[tuple[tuple, Launchpad]] = []
-_IDLE_LOCK = threading.Lock()
-MAX_IDLE = 2
-
-
-def _take(key: tuple) -> Launchpad | None:
-    with _IDLE_LOCK:
-        for k, (idle_key, lp) in enumerate(_IDLE):
-            if idle_key == key:
-                del _IDLE[k]
-                return lp
-    return None
-
-
-def _give_back(key: tuple, lp: Launchpad) -> None:
-    with _IDLE_LOCK:
-        _IDLE.append((key, lp))
-        del _IDLE[:-MAX_IDLE]
+# the next extract call (a resumed or chunked flow, a retry).
+IDLE: Idle[Launchpad] = Idle(keep=2)
 
 
 def login(query: LaunchpadQuery, settings: Settings) -> Launchpad:
@@ -135,19 +119,6 @@ def person_named(lp: Launchpad, base: str, name: str):
     return retrying(look_up, f"the person {name!r}")
 
 
-def when(value: Any) -> datetime | None:
-    """A Launchpad time (ISO 8601 text or datetime) as an aware UTC datetime."""
-    if value is None or value == "":
-        return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def name_of(person_link: str | None) -> str | None:
-    """`alice` from `.../~alice`: links are canonical, so no request is needed to know who acted."""
-    return person_link.rstrip("/").rsplit("/~", 1)[-1] if person_link else None
-
-
 def retrying(call: Callable[[], Any], what: str) -> Any:
     """`call()` with Launchpad's refusals translated, and the kit's few quick retries of what is
     transient (a Retry-After over 10 s goes to Temporal as the activity's retry delay): one flaky
@@ -165,66 +136,44 @@ class Client:
     def __init__(self, query: LaunchpadQuery, settings: Settings):
         self.key = _login_key(query, settings)
         self.base = f"{self.key[0]}{self.key[1]}/"
-        self.lp = _take(self.key) or login(query, settings)
+        self.lp = IDLE.take(self.key) or login(query, settings)
 
     def __enter__(self) -> Launchpad:
         return self.lp
 
     def __exit__(self, *exc: Any) -> None:
-        _give_back(self.key, self.lp)
+        if self.lp is not None:  # an HTTP error leaves it usable: hand it back for the next extract call
+            IDLE.give_back(self.key, self.lp)
+            self.lp = None
 
 
-@dataclass
-class PageView:
-    entries: list[dict]
-    start: int
-    next: str | None
+class Session(Client):
+    """One extract call's view of Launchpad: the member, its acts in the window, counted requests."""
 
-
-class Session:
-    """One extract call's view of Launchpad: the member, the range, and counted requests."""
-
-    def __init__(self, query: LaunchpadQuery, settings: Settings):
-        self.query = query
-        self._key = _login_key(query, settings)
-        self.base = f"{self._key[0]}{self._key[1]}/"
-        self.requests = 0
-        self.lp = _take(self._key) or login(query, settings)
-        self.start = datetime.combine(query.data_date_start, time(), timezone.utc)
-        self.end = datetime.combine(query.data_date_end, time(), timezone.utc)
+    def __init__(self, query: LaunchpadQuery, settings: Settings, event_type: str):
+        super().__init__(query, settings)
+        self.query, self.requests, self.events = query, 1, Events("launchpad", event_type)
         try:
-            self.member = self._member(query.member)
+            self.member = person_named(self.lp, self.base, query.member)
+            if self.member.is_team:
+                raise QueryError(query.name, "member", f"{query.member!r} is a team; run the flow for each of "
+                                                       "its members (the launcher expands teams)")
         except BaseException:
             self.close()
             raise
-        self._zones: dict[str, str | None] = {query.member: self.member.time_zone}
 
     def close(self) -> None:
-        """Hand the client back for the next extract call (an HTTP error leaves it usable)."""
-        if self.lp is not None:
-            _give_back(self._key, self.lp)
-            self.lp = None
+        self.__exit__()
 
-    def _member(self, name: str):
-        self.requests += 1
-        person = person_named(self.lp, self.base, name)
-        if person.is_team:
-            raise QueryError(self.query.name, "member", f"{name!r} is a team; run the flow for each of its "
-                                                        "members (the launcher expands teams)")
-        return person
-
-    def zone(self, name: str) -> str | None:
-        """The person's time zone, fetched once per person per session."""
-        if name not in self._zones:
-            self.requests += 1
-            self._zones[name] = person_named(self.lp, self.base, name).time_zone
-        return self._zones[name]
-
-    def mine(self, person_link: str | None) -> bool:
-        return name_of(person_link) == self.query.member
-
-    def in_range(self, moment: datetime | None) -> bool:
-        return moment is not None and self.start <= moment < self.end
+    def act(self, person_link: str | None, at: Any, event_id: str, **fields: Any) -> dict | None:
+        """The event of an act (see `etl.kit.events`) in the member's time zone, when the member did it
+        (`person_link` is theirs) inside the window; else None."""
+        # `alice` from `.../~alice`: links are canonical, so no request is needed to know who acted.
+        mine = bool(person_link) and person_link.rstrip("/").rsplit("/~", 1)[-1] == self.query.member
+        mine = mine and at not in (None, "")
+        moment = read_time(at).astimezone(timezone.utc) if mine else None
+        return self.events.event(event_id, actor=self.query.member, at=moment, zone=self.member.time_zone,
+                                 **fields) if moment and self.query.contains(moment) else None
 
     def relative(self, url: str) -> str:
         """`url` without the API base: cursors stay short."""
@@ -234,17 +183,21 @@ class Session:
         self.requests += 1
         return retrying(call, what)
 
-    @staticmethod
-    def _view(page: Any) -> PageView:
-        return PageView(list(page.entries), int(page.start), getattr(page, "next_collection_link", None))
+    def _batch(self, fetch: Callable[[], Any], what: str) -> Batch:
+        def read(page: Any) -> Batch:
+            following = getattr(page, "next_collection_link", None)
+            return Batch(list(page.entries), int(page.start), self.relative(following) if following else None)
+        return self._call(lambda: read(fetch()), what)
 
-    def open(self, operation: Callable[[], Any], what: str) -> PageView:
-        """The first page of a named operation's result."""
-        return self._call(lambda: self._view(operation()), what)
+    def listing(self, what: str, operation: Callable[[], Any], key: Callable[[dict], str],
+                item: Callable[[dict], Item | None]) -> Listing:
+        """A top-level list for the walk: the named operation `what` (its first page is `operation()`),
+        an entry's key (a link, kept relative) and what the entry holds."""
+        return Listing(what, lambda: self._batch(operation, what), lambda entry: self.relative(key(entry)), item)
 
-    def page(self, url: str, what: str) -> PageView:
-        """The collection page at `url` (absolute, or relative to the API base)."""
-        return self._call(lambda: self._view(self.lp.load(url if "://" in url else self.base + url)), what)
+    def read(self, ref: str, what: str) -> Batch:
+        """The collection page at `ref` (relative to the API base, or absolute)."""
+        return self._batch(lambda: self.lp.load(ref if "://" in ref else self.base + ref), what)
 
     def load(self, url: str, what: str):
         """The entry at `url`, or None when it is gone or hidden since the search listed it."""
@@ -255,11 +208,9 @@ class Session:
                 return None
             raise
 
-    def record(self, *, event_id: str, parent: Any, event_type: str, relation_type: str, actor: str,
-               moment: datetime, event_properties: dict, relation_properties: dict, metrics: dict) -> dict:
-        """A raw event record (etl.core.models) of `actor`'s act at `moment`."""
-        return {"source_kind_id": "launchpad", "parent_item_id": str(parent), "event_id": event_id,
-                "event_type": event_type, "relation_type": relation_type, "employee_id": actor,
-                "event_time_utc": moment.isoformat(), "timezone": self.zone(actor),
-                "event_properties": event_properties, "relation_properties": relation_properties,
-                "metrics": metrics}
+    def walk(self, listings: list[Listing], cursor: str | None) -> Iterator[Page]:
+        """The kit's walk over `listings` (etl/kit/walk.py), from `cursor`; closes the session at the end."""
+        try:
+            yield from walk(listings, cursor, self.read, cost=lambda: self.requests, source="Launchpad")
+        finally:
+            self.close()

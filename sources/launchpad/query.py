@@ -9,7 +9,8 @@ from datetime import date
 from launchpadlib import uris
 
 from etl.core.errors import QueryError, shown
-from etl.core.query import Query, query_type
+from etl.core.query import query_type
+from etl.kit.window import WindowQuery
 
 # Launchpad's own rule for person and team names.
 NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
@@ -18,7 +19,7 @@ VERSION = re.compile(r"^[A-Za-z0-9.]+$")
 
 @query_type("launchpad")
 @dataclass(frozen=True)
-class LaunchpadQuery(Query):
+class LaunchpadQuery(WindowQuery):
     member: str
     """A Launchpad person's name (`alice`, not `Alice Arden`). Teams are expanded by the launcher."""
     data_date_start: date
@@ -36,21 +37,11 @@ class LaunchpadQuery(Query):
     member_field = "member"
     window_fields = ("data_date_start", "data_date_end")
 
-    @classmethod
-    def expand_group(cls, group: str, settings, args: dict | None = None) -> list[str]:
-        """A Launchpad team's members (see `sources.launchpad.teams`)."""
-        from sources.launchpad.teams import team_members
-
-        return team_members(group, settings, args)
-
     def validate(self) -> None:
         if not NAME.match(self.member):
             raise QueryError(self.name, "member", f"{shown(self.member)} is not a Launchpad name: give the name "
                                                   "from the profile URL (launchpad.net/~NAME), in lower case")
-        if self.data_date_end <= self.data_date_start:
-            raise QueryError(self.name, "data_date_end",
-                             f"{self.data_date_end} is not after data_date_start {self.data_date_start}; "
-                             "the end is exclusive, so a single day D is D to D+1")
+        super().validate()
         root = self.service_root
         if root is not None and root not in uris.service_roots and not root.startswith(("http://", "https://")):
             known = ", ".join(sorted(uris.service_roots))

@@ -1,10 +1,6 @@
-"""Expanding a Launchpad team into its members' names, for launching one flow per member.
-
-`team.members` lists the members; some Launchpad versions (and `members_details`) hand back
-membership records instead, whose person is `membership.member` (a membership record has no
-`name` of its own). Both are handled. It logs in the one way the flows do (`client.login`,
-with LP_TIMEOUT, the credentials of LP_CREDENTIALS_FILE and the client's retries). Runs in
-the launcher (`LaunchpadQuery.expand_group`), never in a workflow.
+"""Expanding a Launchpad team into its members' names: the `launchpad` group expander, which the
+launcher runs (`LaunchpadQuery.expand_group`), never a workflow. It logs in as the flows do. A
+membership record (some Launchpad versions, `members_details`) has no `name`: its person is `member`.
 """
 
 from __future__ import annotations
@@ -12,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from etl.core.errors import SourceError
+from etl.core.extract import group_expander
 from etl.core.settings import Settings
 from sources.launchpad.client import Client, person_named, retrying
 from sources.launchpad.query import LaunchpadQuery
@@ -22,6 +19,7 @@ def _name(entry) -> str:
     return person.name
 
 
+@group_expander("launchpad")
 def team_members(team: str, settings: Settings, args: dict[str, Any] | None = None) -> list[str]:
     """The sorted Launchpad names of `team`'s members, at the service root `args` names (or LP_WEB_ROOT)."""
     # Any valid window will do: only the service root, API version and application name are used.

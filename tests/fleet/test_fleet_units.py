@@ -185,12 +185,12 @@ def test_report_says_when_nothing_was_started():
 
 def test_report_shows_duplicates_so_a_rerun_loading_nothing_is_explained():
     rerun = FlowSummary(workflow_id="f1", strategy="synthetic-events", extracted=10, rejected=1, loaded=0,
-                        duplicates_skipped=9,
+                        unchanged=9,
                         batches=1, duration_s=0.5)
     table = summary_table([ChildOutcome("f1", "synthetic-events", "completed", rerun, 0.5, note="restarted")])
     header, _, row, _, total, note = table.splitlines()
-    assert header.split() == ["FLOW", "STATUS", "LOADED", "DUPLICATES", "REJECTS", "DURATION", "NOTE"]
-    assert row.split()[:5] == ["f1", "completed", "0", "9", "1"]
-    assert total.split()[:8] == ["TOTAL:", "1", "flow", "1", "ok,", "0", "failed", "0"] and total.split()[8] == "9"
-    assert note.startswith("DUPLICATES: events already in the table")
-    assert as_json([ChildOutcome("f1", "synthetic-events", "completed", rerun)])["totals"]["duplicates_skipped"] == 9
+    assert header.split() == ["FLOW", "STATUS", "LOADED", "UPDATED", "UNCHANGED", "REJECTS", "DURATION", "NOTE"]
+    assert row.split()[:6] == ["f1", "completed", "0", "0", "9", "1"]
+    assert total.split()[:10] == ["TOTAL:", "1", "flow", "1", "ok,", "0", "failed", "0", "0", "9"]
+    assert note.startswith("UNCHANGED: events already in the table")
+    assert as_json([ChildOutcome("f1", "synthetic-events", "completed", rerun)])["totals"]["unchanged"] == 9

@@ -7,6 +7,7 @@ import pytest
 
 from etl.core.errors import SourceError
 from etl.kit import BodyCursor, LinkHeader, NextLink, Offset, PageNumber, SourceClient
+from tests.import_graph import imports_reached
 from tests.kit.conftest import TOKEN, Widgets
 
 STYLES = {
@@ -33,3 +34,9 @@ def test_every_item_once_and_a_resume_from_each_cursor_yields_the_rest(style):
 def test_a_foreign_cursor_is_refused(paginator, widgets):
     with SourceClient(widgets.url, name="Widgets") as client, pytest.raises(SourceError, match="not a Widgets cursor"):
         list(client.pages("/v1/widgets", {}, paginator, "data", cursor="../../etc"))
+
+
+def test_paginators_need_no_client_module():
+    """A paginator asks the client it is handed for `name` and `relative()`: paginate.py imports no
+    http.py, so the two are not a circle."""
+    assert "etl.kit.http" not in imports_reached("etl.kit.paginate")

@@ -82,8 +82,8 @@ def reconcile(db: Database, expected: set[str], summaries: Iterable[Any],
     ids = table_ids(db)
     present = set(ids)
     sums = [_as_dict(s) for s in summaries]
-    total = {k: sum(s[k] for s in sums) for k in ("extracted", "loaded", "rejected", "duplicates_skipped")}
-    balanced = all(s["extracted"] == s["loaded"] + s["rejected"] + s["duplicates_skipped"] for s in sums)
+    total = {k: sum(s[k] for s in sums) for k in ("extracted", "loaded", "updated", "rejected", "unchanged")}
+    balanced = all(s["extracted"] == s["loaded"] + s["updated"] + s["rejected"] + s["unchanged"] for s in sums)
     rejects_in_table = db.count_rejects()
     ledger = ledger_figures(db)
     figures = {
@@ -98,7 +98,7 @@ def reconcile(db: Database, expected: set[str], summaries: Iterable[Any],
         "unexpected": len(present - expected),
         # Every row was counted as loaded exactly once, or (streaming, after a crash between a
         # page's commit and its heartbeat) counted as a duplicate skipped on the retry.
-        "reconciled": (balanced and total["loaded"] <= len(ids) <= total["loaded"] + total["duplicates_skipped"]
+        "reconciled": (balanced and total["loaded"] <= len(ids) <= total["loaded"] + total["updated"] + total["unchanged"]
                        and ledger["ledger_rows_vs_table"] == 0
                        and (expected_rejects is None or rejects_in_table == expected_rejects)),
         "rejects_in_table": rejects_in_table,
@@ -117,7 +117,7 @@ def assert_exact(figures: dict, context: str = "") -> None:
     assert figures["unexpected"] == 0, f"{figures['unexpected']} events in the table were never expected{where}"
     assert figures["reconciled"], (
         f"the books do not balance{where}: extracted {figures['extracted']}, loaded {figures['loaded']}, "
-        f"rejected {figures['rejected']}, duplicates skipped {figures['duplicates_skipped']}; "
+        f"rejected {figures['rejected']}, duplicates skipped {figures['unchanged']}; "
         f"rejects table {figures['rejects_in_table']} (expected {figures['expected_rejects']})")
 
 

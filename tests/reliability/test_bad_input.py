@@ -173,7 +173,7 @@ async def test_malformed_records_are_rejected_with_reasons_or_load_exactly(flow_
 
     assert_exact(figures)
     assert found == reasons
-    assert summary.duplicates_skipped == duplicates and summary.extracted == COUNT + duplicates
+    assert summary.unchanged == duplicates and summary.extracted == COUNT + duplicates
     assert retried == 0, "an activity failed on bad input and had to be retried"
 
     # What loads, loads exactly as given.

@@ -72,7 +72,7 @@ def test_every_value_reaches_postgres_as_data(db, case):
                     parent_item_id=v, event_type=v, relation_type=v, event_properties={v: v}, metrics={"n": n})
               for n, v in enumerate(values)]
     # The streaming path (COPY into a temporary table) and the batch path (staging, then load).
-    assert Events(db).insert(events[:5]) == 5
+    assert Events(db).insert(events[:5]).inserted == 5
     staging = Staging(db)
     batch_key = f"flow '%_ {canary}/b0"
     stage_events(staging, batch_key, events[5:])

@@ -114,11 +114,11 @@ def test_a_chunk_resumes_after_its_last_committed_page_whatever_the_heartbeats(d
     chunk = attempt(acts.process_chunk, inp, 2)  # no heartbeat details: they were lost with the worker
 
     assert faulty_source["pages_read"] == PAGES, f"{faulty_source['pages_read'] - PAGES} pages read again"
-    assert chunk.counts.duplicates_skipped == 0, f"the retry loaded {chunk.counts.duplicates_skipped} committed records again"
+    assert chunk.counts.unchanged == 0, f"the retry loaded {chunk.counts.unchanged} committed records again"
     assert chunk.done and chunk.pages == PAGES and chunk.counts.loaded == PAGE * PAGES
     figures = ledger_figures(db)
     assert chunk.resumed and chunk.resumed_from == str(crash_after * PAGE)
-    assert figures["rework_records"] == 0 and chunk.counts.duplicates_skipped == 0, (
+    assert figures["rework_records"] == 0 and chunk.counts.unchanged == 0, (
         f"the retry redid {figures['rework_pages']} committed pages ({figures['rework_records']} records)")
     assert figures["ledger_rows_vs_table"] == 0
 
@@ -151,7 +151,7 @@ def test_a_crash_after_the_last_page_does_not_read_the_chunk_again(db, settings,
     assert last[0].cursor is None  # what the old retry took for "from the start"
     chunk = attempt(acts.process_chunk, inp, 2, details=(dataclasses.asdict(last[0]),))
 
-    assert chunk.done and chunk.pages == PAGES and chunk.counts.duplicates_skipped == 0
+    assert chunk.done and chunk.pages == PAGES and chunk.counts.unchanged == 0
     assert ledger_figures(db)["rework_records"] == 0
 
 

@@ -155,7 +155,7 @@ def test_tables_made_before_provenance_get_its_columns(settings):
     try:
         db._run(lambda cur: cur.execute(old.format(db.tables.events)), "an old events table")
         events, _ = transform(record(95, 0.0, i) for i in range(10))
-        assert Events(db).insert(events, loaded_by="wf-old") == 10
+        assert Events(db).insert(events, loaded_by="wf-old").inserted == 10
         assert db.scalar(sql.SQL("SELECT count(*) FROM {} WHERE loaded_by = 'wf-old' AND loaded_at IS NOT NULL")
                          .format(db.tables.events)) == 10
     finally:
@@ -171,8 +171,8 @@ def broken_load(db: Database, unit_key: str, events) -> None:
     ids = [e.event_id for e in events]
     db.run(lambda cur: cur.execute(sql.SQL("DELETE FROM {} WHERE event_id = ANY(%s)").format(db.tables.events),
                                    (ids,)))
-    Events(db).insert(events, then=lambda cur, n: checkpoints.log(cur, Commit(unit_key, "page", len(events),
-                                                                                  n, 0)))
+    Events(db).insert(events, then=lambda cur, w: checkpoints.log(cur, Commit(unit_key, "page", len(events),
+                                                                                  w.inserted, 0)))
 
 
 def test_the_doubling_check_catches_a_load_the_unique_constraint_hides(db):
@@ -180,7 +180,7 @@ def test_the_doubling_check_catches_a_load_the_unique_constraint_hides(db):
 
     events, _ = transform(record(96, 0.0, i) for i in range(200))
     checkpoints = Checkpoints(db)
-    Events(db).insert(events, then=lambda cur, n: checkpoints.log(cur, Commit("good/c0", "page", 200, n, 0)))
+    Events(db).insert(events, then=lambda cur, w: checkpoints.log(cur, Commit("good/c0", "page", 200, w.inserted, 0)))
     assert ledger_figures(db)["ledger_rows_vs_table"] == 0  # a correct load balances
 
     broken_load(db, "broken/c0", events)  # run again, as a retry would: every row counted again

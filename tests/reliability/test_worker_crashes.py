@@ -10,6 +10,11 @@ thresholds plus a random delay), so `RELIABILITY_SEED=<seed>` replays a failed r
 the source is paced (`page_pause_s`) so the flow is still running when the last kill comes.
 The single-kill case, and the check that a streaming chunk resumes from its heartbeat, live
 in tests/test_crash.py.
+
+The change-capture cases run over a table that holds an older version of every event (a
+different title), in `upsert` (streaming) and `history` (batch) load mode: every event is
+updated exactly once whatever the kills redo (the ledger's `updated` adds up to the events,
+`history` keeps exactly one earlier version of each), and the relaunch updates nothing.
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ import time
 import pytest
 from psycopg2 import sql
 
+from etl.core.models import transform
 from etl.launch.plan import plan_flow, start_flow
+from etl.store.checkpoints import Checkpoints, Commit
+from etl.store.events import Events
 from sources.synthetic.flows.events import expected_event_ids
+from sources.synthetic.flows.events import record as synthetic_record
 from sources.synthetic.query import SyntheticQuery
 from tests.reliability.checks import (
     assert_exact,
@@ -54,8 +63,23 @@ async def seconds_to_progress(db, killed_at: float, commits_at_kill: int, result
     return None
 
 
-@pytest.mark.parametrize("streaming", [False, True], ids=["batch", "streaming"])
-async def test_three_sigkills_at_random_points(client, settings, db, task_queue, tmp_path, streaming, case,
+def prefill_older_versions(db, args: dict) -> int:
+    """Every event of `args`' run, as an older version (another title), loaded the way a first run
+    would have (its rows in the ledger too)."""
+    older, _ = transform(dict(r, event_properties={**r["event_properties"], "title": "older"})
+                         for r in (synthetic_record(args["seed"], args["bad_rate"], i) for i in range(args["count"])))
+    log = Checkpoints(db).log
+    for i in range(0, len(older), 5_000):
+        page = older[i:i + 5_000]
+        Events(db).insert(page, loaded_by="wf-older", mode="insert",
+                          then=lambda cur, w, n=len(page), p=i: log(cur, Commit("older", "page", n, w.inserted, p)))
+    return len(older)
+
+
+@pytest.mark.parametrize(("streaming", "mode"), [(False, "insert"), (True, "insert"), (False, "history"),
+                                                 (True, "upsert")],
+                         ids=["batch", "streaming", "batch-history", "streaming-upsert"])
+async def test_three_sigkills_at_random_points(client, settings, db, task_queue, tmp_path, streaming, mode, case,
                                                chaos_seed):
     rng = random.Random(chaos_seed)
     # Paced like a slow API (at least 1 s of pauses per 25-page call), so each kill lands while the
@@ -78,8 +102,11 @@ async def test_three_sigkills_at_random_points(client, settings, db, task_queue,
     delays = [round(rng.uniform(0.0, 0.5), 2) for _ in range(KILLS)]
     kind = "streaming_worker" if streaming else "etl_worker"
     plan = plan_flow(settings, "synthetic-events", args, streaming=streaming, task_queue=task_queue,
-                     workflow_id=f"chaos-kill-{task_queue}", **fields)  # the default heartbeat timeout
-    record = case(f"crash-{'streaming' if streaming else 'batch'}", "Worker SIGKILLed 3 times", plan.workflow_name,
+                     workflow_id=f"chaos-kill-{task_queue}", load_mode=mode, **fields)  # the default heartbeat timeout
+    older = prefill_older_versions(db, args) if mode != "insert" else 0
+    name = f"crash-{'streaming' if streaming else 'batch'}" + ("" if mode == "insert" else f"-{mode}")
+    title = "Worker SIGKILLed 3 times" + ("" if mode == "insert" else f", {mode} over older versions")
+    record = case(name, title, plan.workflow_name,
                   f"SIGKILL of the flow's only worker process at {KILLS} random points (seed {chaos_seed}); "
                   "a new worker process started after each kill; then the same flow launched again",
                   records=COUNT, page_size=args["page_size"], bad_rate=args["bad_rate"], **fields)
@@ -114,13 +141,25 @@ async def test_three_sigkills_at_random_points(client, settings, db, task_queue,
     retried = await retried_activities(client, plan.workflow_id)
     replayed = await replay(client, plan.workflow_id)
     left = staging_left(db)
+    updates = db.scalar(sql.SQL("SELECT coalesce(sum(updated), 0) FROM {}").format(db.tables.ledger))
+    versions = db.run(lambda cur: (cur.execute(sql.SQL("SELECT count(*), count(DISTINCT event_id) FROM {}").format(
+        db.tables.history)), cur.fetchone())[1])
     record.record(figures, kills=kills, workers=len(workers), retried_activities=retried, replayed_runs=replayed,
-                  relaunch_loaded=again.loaded, seed=chaos_seed, page_size=args["page_size"],
+                  relaunch_loaded=again.loaded, seed=chaos_seed, page_size=args["page_size"], load_mode=mode,
+                  updated=summary.updated, ledger_updated=updates, history_versions=versions[0],
                   to_progress_s=max((r for r in recoveries if r is not None), default=None), **left)
 
     assert len(kills) == KILLS, context
     assert_exact(figures, context)
-    assert again.loaded == 0 and again.duplicates_skipped == len(expected), f"the relaunch loaded again ({context})"
+    assert again.loaded == again.updated == 0 and again.unchanged == len(expected), (
+        f"the relaunch loaded or updated again ({context})")
+    if mode == "insert":
+        assert summary.updated == updates == 0 and versions == (0, 0)
+    else:  # every older version replaced exactly once, however often the kills made a page commit again
+        assert summary.updated == updates == older == len(expected), f"updated {summary.updated}, {updates} ({context})"
+        assert db.scalar(sql.SQL("SELECT count(*) FROM {} WHERE event_properties->>'title' = 'older'").format(
+            db.tables.events)) == 0
+        assert versions == ((older, older) if mode == "history" else (0, 0)), f"history {versions} ({context})"
     assert retried >= 1, f"no activity was retried: the kills hit no work in flight ({context})"
     assert figures["rework_records"] <= KILLS * args["page_size"], (
         f"{figures['rework_records']} records committed again after {KILLS} kills: more than a page a fault ({context})")

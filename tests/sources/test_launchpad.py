@@ -8,6 +8,7 @@ without the extractor's code, and compared as sets of
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from etl.core.query import QueryFactory
 from etl.core.settings import PROJECT_ROOT, settings_from_env
 from sources.launchpad.fixture import Faults, FixtureService, write_credentials
 from sources.launchpad.fixture.world import MEMBERS, WINDOW
+from tests.import_graph import imports_reached
 
 FLOWS = ("launchpad-bugs", "launchpad-merge_proposals", "launchpad-questions")
 START, END = WINDOW
@@ -182,6 +184,8 @@ def test_every_cursor_resumes_with_exactly_the_rest(lp, tmp_path, flow):
         rest = records_of(pages(flow, member, settings, cursor=page.cursor))
         assert rest == records_of(full[k + 1:])
     assert records_of(pages(flow, member, settings, cursor=full[-1].cursor)) == []
+    assert set(json.loads(full[0].cursor)) == {"listing", "page", "entry", "collection", "collection_page",
+                                               "last_key"}, "the kit's walk, with named cursor fields"
 
 
 @pytest.mark.parametrize("flow", FLOWS)
@@ -250,7 +254,7 @@ def test_answers_cut_short_are_asked_again(tmp_path):
     from tests.reliability.chaos_http import ChaosPlan, make_chaotic
 
     with FixtureService(seed=0) as service:
-        server = service._server  # noqa: SLF001 - the fixture keeps its server private
+        server = service._httpd  # noqa: SLF001 - the loopback server keeps its HTTP server private
         honest = server.RequestHandlerClass
         make_chaotic(server, ChaosPlan(rate=1.0, seed=0, stall_s=0, kinds=("cut",)))
         with pytest.raises(SourceUnavailable, match="did not answer") as caught:
@@ -269,7 +273,7 @@ def test_a_garbled_answer_is_transient_and_quoted(tmp_path):
     """A status line of escape codes, a NUL and `\\N` is asked again like any broken answer, and the
     error quotes it: an ESC from the wire must not reach a terminal or a log raw."""
     with FixtureService(seed=0) as service:
-        server = service._server  # noqa: SLF001 - the fixture keeps its server private
+        server = service._httpd  # noqa: SLF001 - the loopback server keeps its HTTP server private
 
         class Garbled(server.RequestHandlerClass):
             def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
@@ -299,6 +303,22 @@ def test_time_zone_sets_event_time_and_week(lp, tmp_path):
             shifted += local.date() != e.event_time_utc.date()
     assert shifted, "no event whose local day differs from its UTC day: the zone went untested"
     assert date(2024, 3, 31) < END.date()  # the window spans Berlin's DST change
+
+
+def test_a_team_expands_through_the_client_and_the_query_type_makes_no_calls(lp, tmp_path):
+    """The launcher's `--team` asks the query type (`expand_group`); the client answers, by its
+    registered group expander. The query module reaches no client, even inside a function."""
+    members = QueryFactory.get("launchpad").expand_group("fixture-team", lp_settings(lp, tmp_path))
+    assert members == sorted(lp.world.people["fixture-team"].members) and len(members) >= 2
+    with pytest.raises(SourceError, match="'alice' is a person, not a team"):
+        QueryFactory.get("launchpad").expand_group("alice", lp_settings(lp, tmp_path))
+    assert "sources.launchpad.client" not in imports_reached("sources.launchpad.query")
+
+
+def test_the_fixture_is_served_by_the_kits_loopback_server(lp):
+    from etl.kit.loopback import LoopbackServer
+
+    assert isinstance(lp, LoopbackServer) and lp.root == lp.url + "/"
 
 
 def test_discovery_registers_the_flows_but_not_the_fixture():
@@ -346,6 +366,6 @@ async def test_both_workflows_load_each_event_once(run_flow, db, lp, flow):
     assert table(db) == want
     assert batch["loaded"] == len(want) and batch["rejected"] == 0 and batch["batches"] > 1
     streaming = await run_flow(flow, args, streaming=True, pages_per_call=2)
-    assert streaming["loaded"] == 0 and streaming["duplicates_skipped"] == len(want)
+    assert streaming["loaded"] == 0 and streaming["unchanged"] == len(want)
     again = await run_flow(flow, args)
     assert again["loaded"] == 0 and table(db) == want

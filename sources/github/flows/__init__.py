@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 from etl.core.extract import Page
 from etl.kit import SourceClient, batched, keyset_walk
+from etl.kit.events import Events, mapped
 from sources.github.client import PER_PAGE
 from sources.github.query import GitHubQuery, github_time
 
@@ -34,7 +35,7 @@ def walk(gh: SourceClient, query: GitHubQuery, cursor: str | None, pulls: bool,
     items = keyset_walk(fetch, cursor, github_time(query.since), source="GitHub")
     for chunk in batched(items, CHUNK):
         ours = [item for item, _ in chunk if ("pull_request" in item) == pulls]
-        yield Page([r for item in ours for r in records(item)], cursor=chunk[-1][1])
+        yield Page(mapped(ours, records), cursor=chunk[-1][1])
 
 
 def login(user: dict | None) -> str:
@@ -42,18 +43,20 @@ def login(user: dict | None) -> str:
     return (user or {}).get("login") or "ghost"
 
 
+EVENTS = Events("github")
+
+
 def record(query: GitHubQuery, item: dict, event_type: str, relation_type: str, suffix: str, actor: dict | None,
            at: str, relation_properties: dict | None = None, metrics: dict | None = None, **extra) -> dict[str, Any]:
-    """A raw event record for an act on `item`; `event_id` is `gh-{owner}/{repo}-{suffix}`, from
-    GitHub's own numbers and ids, so re-extracting gives the same ids."""
+    """A raw event record for an act on `item` (see `etl.kit.events`); `event_id` is
+    `gh-{owner}/{repo}-{suffix}`, from GitHub's own numbers and ids, so re-extracting gives the same ids."""
     labels = [label.get("name") for label in item.get("labels") or [] if isinstance(label, dict)]
-    return {"event_id": f"gh-{query.slug}-{suffix}", "source_kind_id": "github", "event_type": event_type,
-            "parent_item_id": f"{query.slug}#{item['number']}", "relation_type": relation_type,
-            "employee_id": login(actor), "event_time_utc": at, "timezone": None,
-            "event_properties": {"repository": query.slug, "number": item["number"], "title": item.get("title"),
-                                 "state": item.get("state"), "labels": labels, "author": login(item.get("user")),
-                                 "web_link": item.get("html_url"), **extra},
-            "relation_properties": relation_properties or {}, "metrics": metrics or {}}
+    return EVENTS.event(f"gh-{query.slug}-{suffix}", event_type=event_type, parent=f"{query.slug}#{item['number']}",
+                        relation=relation_type, actor=login(actor), at=at, relation_properties=relation_properties,
+                        metrics=metrics, properties={
+                            "repository": query.slug, "number": item["number"], "title": item.get("title"),
+                            "state": item.get("state"), "labels": labels, "author": login(item.get("user")),
+                            "web_link": item.get("html_url"), **extra})
 
 
 def body_length(thing: dict) -> int:

@@ -13,8 +13,8 @@ from typing import Iterator
 
 from etl.core.extract import Page, extract_method
 from etl.core.settings import Settings
-from sources.launchpad.client import Session, name_of, when
-from sources.launchpad.flows import Item, Listing, walk
+from etl.kit.walk import Item
+from sources.launchpad.client import Session
 from sources.launchpad.query import LaunchpadQuery
 
 #: Every bug task status in the WADL's vocabulary.
@@ -26,48 +26,29 @@ def _item(session: Session, task: dict) -> Item | None:
     bug = session.load(task["bug_link"], f"bug {task['bug_link']}")
     if bug is None:
         return None
-    bug_id = bug.id
+    n = bug.id
     props = {"title": bug.title, "status": task.get("status"), "importance": task.get("importance"),
              "tags": list(bug.tags or []), "web_link": bug.web_link, "target": task.get("bug_target_name")}
     counts = {"heat": bug.heat, "users_affected": bug.users_affected_count}
-
-    def messages(entries: list[dict], start: int) -> list[dict]:
-        out = []
-        for k, m in enumerate(entries):
-            moment = when(m.get("date_created"))
-            if session.mine(m.get("owner_link")) and session.in_range(moment):
-                out.append(session.record(
-                    event_id=f"b-{bug_id}-m{start + k}", parent=bug_id, event_type="bugs",
-                    relation_type="bug_message", actor=name_of(m["owner_link"]), moment=moment,
-                    event_properties=props, relation_properties={"subject": m.get("subject")},
-                    metrics={**counts, "message_length": len(m.get("content") or "")}))
-        return out
-
-    def activity(entries: list[dict], start: int) -> list[dict]:
-        out = []
-        for k, a in enumerate(entries):
-            moment = when(a.get("datechanged"))
-            if session.mine(a.get("person_link")) and session.in_range(moment):
-                out.append(session.record(
-                    event_id=f"b-{bug_id}-a{start + k}", parent=bug_id, event_type="bugs",
-                    relation_type="bug_activity", actor=name_of(a["person_link"]), moment=moment,
-                    event_properties=props,
-                    relation_properties={"what_changed": a.get("whatchanged"), "old_value": a.get("oldvalue"),
-                                         "new_value": a.get("newvalue")},
-                    metrics=counts))
-        return out
-
-    return Item([], [(bug.messages_collection_link, messages), (bug.activity_collection_link, activity)])
+    message = lambda m, index: session.act(  # noqa: E731
+        m.get("owner_link"), m.get("date_created"), f"b-{n}-m{index}", parent=n, relation="bug_message",
+        properties=props, relation_properties={"subject": m.get("subject")},
+        metrics={**counts, "message_length": len(m.get("content") or "")})
+    activity = lambda a, index: session.act(  # noqa: E731
+        a.get("person_link"), a.get("datechanged"), f"b-{n}-a{index}", parent=n, relation="bug_activity",
+        properties=props, metrics=counts, relation_properties={
+            "what_changed": a.get("whatchanged"), "old_value": a.get("oldvalue"), "new_value": a.get("newvalue")})
+    return Item([], [(session.relative(bug.messages_collection_link), message),
+                     (session.relative(bug.activity_collection_link), activity)])
 
 
 @extract_method("launchpad-bugs")
 def extract_bugs(query: LaunchpadQuery, cursor: str | None, settings: Settings) -> Iterator[Page]:
     """Messages and changes by `query.member` on bugs, in the query's range."""
-    session = Session(query, settings)
-    search = Listing(
+    session = Session(query, settings, "bugs")
+    search = session.listing(
         "person.searchTasks",
-        lambda: session.member.searchTasks(status=STATUSES, omit_duplicates=False, modified_since=session.start,
+        lambda: session.member.searchTasks(status=STATUSES, omit_duplicates=False, modified_since=query.window[0],
                                            order_by=["id"]),
-        key=lambda task: task["bug_link"],
-        item=lambda task: _item(session, task))
-    yield from walk(session, [search], cursor)
+        key=lambda task: task["bug_link"], item=lambda task: _item(session, task))
+    yield from session.walk([search], cursor)

@@ -16,8 +16,8 @@ from typing import Iterator
 
 from etl.core.extract import Page, extract_method
 from etl.core.settings import Settings
-from sources.launchpad.client import Session, name_of, when
-from sources.launchpad.flows import Item, Listing, walk
+from etl.kit.walk import Item
+from sources.launchpad.client import Session
 from sources.launchpad.query import LaunchpadQuery
 
 STATUSES = ["Work in progress", "Needs review", "Approved", "Rejected", "Merged", "Code failed to merge",
@@ -33,49 +33,34 @@ def _item(session: Session, mp: dict, requested: bool) -> Item | None:
     link = mp["self_link"]
     if requested and link.split("/~", 1)[-1].split("/", 1)[0] == session.query.member:
         return None  # the member's own repository: read from getMergeProposals already
-    mp_id = int(link.rstrip("/").rsplit("/+merge/", 1)[1])
+    n = int(link.rstrip("/").rsplit("/+merge/", 1)[1])
     props = {"title": (mp.get("description") or "").split("\n", 1)[0][:200], "status": mp.get("queue_status"),
              "web_link": mp.get("web_link"), "source": mp.get("source_git_path"),
              "target": mp.get("target_git_path")}
+    act = lambda who, at, suffix, relation, metrics=None, **rel: session.act(  # noqa: E731
+        who, at, f"mp-{n}-{suffix}", parent=n, relation=relation, properties=props, relation_properties=rel,
+        metrics=metrics)
+    records = [act(mp.get(who), mp.get(at), suffix, relation, status=mp.get("queue_status"))
+               for suffix, relation, who, at in OWN_ACTS]
 
-    def act(suffix: str, relation: str, moment, actor_link: str, **relation_properties) -> dict:
-        return session.record(event_id=f"mp-{mp_id}-{suffix}", parent=mp_id, event_type="merge_proposals",
-                              relation_type=relation, actor=name_of(actor_link), moment=moment,
-                              event_properties=props, relation_properties=relation_properties, metrics={})
+    def comment(c: dict, _: int) -> list:
+        who, at, vote = c.get("author_link"), c.get("date_created"), c.get("vote")
+        length = {"message_length": len(c.get("message_body") or c.get("content") or "")}
+        return [act(who, at, f"c{c['id']}", "merge_proposal_comment", length, subject=c.get("title"), vote=vote),
+                vote and act(who, at, f"v{c['id']}", "merge_proposal_vote", vote=vote, vote_tag=c.get("vote_tag"))]
 
-    records = []
-    for suffix, relation, who, at in OWN_ACTS:
-        moment = when(mp.get(at))
-        if session.mine(mp.get(who)) and session.in_range(moment):
-            records.append(act(suffix, relation, moment, mp[who], status=mp.get("queue_status")))
-
-    def comments(entries: list[dict], start: int) -> list[dict]:
-        out = []
-        for c in entries:
-            moment = when(c.get("date_created"))
-            if not (session.mine(c.get("author_link")) and session.in_range(moment)):
-                continue
-            record = act(f"c{c['id']}", "merge_proposal_comment", moment, c["author_link"], subject=c.get("title"),
-                         vote=c.get("vote"))
-            record["metrics"] = {"message_length": len(c.get("message_body") or c.get("content") or "")}
-            out.append(record)
-            if c.get("vote"):
-                out.append(act(f"v{c['id']}", "merge_proposal_vote", moment, c["author_link"], vote=c["vote"],
-                               vote_tag=c.get("vote_tag")))
-        return out
-
-    return Item(records, [(mp["all_comments_collection_link"], comments)])
+    return Item([r for r in records if r], [(session.relative(mp["all_comments_collection_link"]), comment)])
 
 
 @extract_method("launchpad-merge_proposals")
 def extract_merge_proposals(query: LaunchpadQuery, cursor: str | None, settings: Settings) -> Iterator[Page]:
     """Proposals created, reviews requested, reviews, merges, comments and votes by `query.member`."""
-    session = Session(query, settings)
+    session = Session(query, settings, "merge_proposals")
     key = lambda mp: mp["self_link"]  # noqa: E731
     lists = [
-        Listing("person.getMergeProposals", lambda: session.member.getMergeProposals(status=STATUSES),
-                key, lambda mp: _item(session, mp, requested=False)),
-        Listing("person.getRequestedReviews", lambda: session.member.getRequestedReviews(status=STATUSES),
-                key, lambda mp: _item(session, mp, requested=True)),
+        session.listing("person.getMergeProposals", lambda: session.member.getMergeProposals(status=STATUSES),
+                        key, lambda mp: _item(session, mp, requested=False)),
+        session.listing("person.getRequestedReviews", lambda: session.member.getRequestedReviews(status=STATUSES),
+                        key, lambda mp: _item(session, mp, requested=True)),
     ]
-    yield from walk(session, lists, cursor)
+    yield from session.walk(lists, cursor)

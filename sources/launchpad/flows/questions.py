@@ -16,58 +16,44 @@ from typing import Iterator
 from etl.core.errors import QueryError
 from etl.core.extract import Page, extract_method
 from etl.core.settings import Settings
-from sources.launchpad.client import Session, name_of, when
-from sources.launchpad.flows import Item, Listing, walk
+from etl.kit.walk import Item
+from sources.launchpad.client import Session
 from sources.launchpad.query import LaunchpadQuery
 
 STATUSES = ["Open", "Needs information", "Answered", "Solved", "Expired", "Invalid"]
 
 
 def _item(session: Session, q: dict) -> Item:
-    qid = q["id"]
+    n = q["id"]
     props = {"title": q.get("title"), "status": q.get("status"), "web_link": q.get("web_link"),
              "target": (q.get("target_link") or "").rstrip("/").rsplit("/", 1)[-1] or None}
+    act = lambda who, at, suffix, relation, rel, metrics: session.act(  # noqa: E731
+        who, at, f"q-{n}-{suffix}", parent=n, relation=relation, properties=props, relation_properties=rel,
+        metrics=metrics)
+    created = act(q.get("owner_link"), q.get("date_created"), "c", "question_created", {},
+                  {"message_length": len(q.get("description") or "")})
 
-    def event(suffix: str, relation: str, moment, actor_link: str, relation_properties: dict, metrics: dict):
-        return session.record(event_id=f"q-{qid}-{suffix}", parent=qid, event_type="questions",
-                              relation_type=relation, actor=name_of(actor_link), moment=moment,
-                              event_properties=props, relation_properties=relation_properties, metrics=metrics)
+    def message(m: dict, _: int) -> list:
+        who, at, index, action, status = m.get("owner_link"), m.get("date_created"), m["index"], m.get("action"), \
+            m.get("new_status")
+        rel = {"subject": m.get("subject"), "action": action, "new_status": status}
+        metrics = {"message_length": len(m.get("content") or "")}
+        return [act(who, at, f"m{index}", "question_message", rel, metrics),
+                action == "Answer" and act(who, at, f"a{index}", "question_answered", rel, metrics),
+                status == "Solved" and action != "Comment" and act(who, at, f"s{index}", "question_solved", rel, metrics)]
 
-    records = []
-    created = when(q.get("date_created"))
-    if session.mine(q.get("owner_link")) and session.in_range(created):
-        records.append(event("c", "question_created", created, q["owner_link"], {},
-                             {"message_length": len(q.get("description") or "")}))
-
-    def messages(entries: list[dict], start: int) -> list[dict]:
-        out = []
-        for m in entries:
-            moment = when(m.get("date_created"))
-            if not (session.mine(m.get("owner_link")) and session.in_range(moment)):
-                continue
-            index, action, status = m["index"], m.get("action"), m.get("new_status")
-            rel = {"subject": m.get("subject"), "action": action, "new_status": status}
-            metrics = {"message_length": len(m.get("content") or "")}
-            out.append(event(f"m{index}", "question_message", moment, m["owner_link"], rel, metrics))
-            if action == "Answer":
-                out.append(event(f"a{index}", "question_answered", moment, m["owner_link"], rel, metrics))
-            if status == "Solved" and action != "Comment":
-                out.append(event(f"s{index}", "question_solved", moment, m["owner_link"], rel, metrics))
-        return out
-
-    return Item(records, [(q["messages_collection_link"], messages)])
+    return Item([created] if created else [], [(session.relative(q["messages_collection_link"]), message)])
 
 
 @extract_method("launchpad-questions")
 def extract_questions(query: LaunchpadQuery, cursor: str | None, settings: Settings) -> Iterator[Page]:
     """Questions created, messages, answers and solutions by `query.member`."""
-    session = Session(query, settings)
+    session = Session(query, settings, "questions")
     if "searchQuestions" not in session.member.lp_operations:
+        session.close()
         raise QueryError(query.name, "api_version", f"{session.base} has no person.searchQuestions; "
                                                     "questions need api_version devel")
-    search = Listing(
-        "person.searchQuestions",
-        lambda: session.member.searchQuestions(status=STATUSES, sort="oldest first"),
-        key=lambda q: q["self_link"],
-        item=lambda q: _item(session, q))
-    yield from walk(session, [search], cursor)
+    search = session.listing("person.searchQuestions",
+                             lambda: session.member.searchQuestions(status=STATUSES, sort="oldest first"),
+                             key=lambda q: q["self_link"], item=lambda q: _item(session, q))
+    yield from session.walk([search], cursor)
