@@ -56,7 +56,7 @@ def test_the_longest_allowed_table_name_gets_all_its_tables(stack, case):
     found = db.run(lambda cur: (cur.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s",
                                             (name + "%",)), {r[0] for r in cur.fetchall()})[1])
     tables = Tables(name)
-    assert found == {getattr(tables, t).strings[0] for t in ("events", "rejects", "raw", "staged_batches", "loads",
+    assert found == {getattr(tables, t).strings[0] for t in ("events", "rejects", "raw", "staged_batches", "loads", "history",
                                                                   "cursors", "ledger")}
     assert all(len(t) <= 63 for t in found)  # PostgreSQL would cut a longer name short, silently
     case("hardening-identifiers", "Identifiers", "-", "hostile EVENTS_TABLE values").record({
@@ -131,7 +131,7 @@ def test_fixture_services_and_the_codec_server_bind_loopback_by_default():
 
     with GitHubFixture() as gh, FixtureService() as lp:
         assert gh._httpd.server_address[0] == "127.0.0.1" and gh.url.startswith("http://127.0.0.1:")  # noqa: SLF001
-        assert lp._server.server_address[0] == "127.0.0.1" and lp.root.startswith("http://127.0.0.1:")  # noqa: SLF001
+        assert lp._httpd.server_address[0] == "127.0.0.1" and lp.root.startswith("http://127.0.0.1:")  # noqa: SLF001
     server = load_codec_server().CodecServer(EncryptionCodec("k" * 32), port=0)
     try:
         assert server.address[0] == "127.0.0.1"

@@ -95,7 +95,7 @@ async def test_launchpad_flows_survive_20pct_faults(client, stack, table_name, t
 
     plan = ChaosPlan(RATE, chaos_seed, STALL_S)
     with FixtureService(seed=0) as lp:
-        make_chaotic(lp._server, plan)  # noqa: SLF001 - the fixture keeps its server private
+        make_chaotic(lp._httpd, plan)  # noqa: SLF001 - the fixture keeps its server private
         settings = stack.settings.replace(events_table=table_name).with_env(
             LP_WEB_ROOT=lp.root, LP_TIMEOUT=str(TIMEOUT_S), LP_CACHE_DIR=str(tmp_path / "lp"))
         flows = [(strategy, {"member": member, "data_date_start": START.date().isoformat(),
