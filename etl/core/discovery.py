@@ -98,6 +98,12 @@ def _skipped(name: str) -> bool:
     return name.startswith("_") or name in SKIPPED
 
 
+def import_source(package_name: str) -> None:
+    """Import one source package and its modules as discovery does (the generator checks a source
+    package before it is installed with this)."""
+    _import_tree(package_name)
+
+
 def _import_tree(package_name: str) -> None:
     """Import a package and its modules, never entering (or importing) a skipped subpackage."""
     package = importlib.import_module(package_name)
