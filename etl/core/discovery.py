@@ -162,9 +162,9 @@ def discover() -> None:
                 except DuplicateNameError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - whatever a package raises, the others still load
-                    failure = LoadFailure(package, f"{type(exc).__name__}: {exc}")
-                    log.error("%s", failure)
-                    failures.append(failure)
+                    # Not logged here: the commands say it in their own words (`failures()`), and an
+                    # unknown name's error names it (`failure_note()`).
+                    failures.append(LoadFailure(package, f"{type(exc).__name__}: {exc}"))
         except DuplicateNameError as exc:
             raise DuplicateNameError(exc.kind, exc.name, origin(exc.first, packages),
                                      origin(exc.second, packages)) from None
