@@ -125,8 +125,15 @@ def start(stack: DevStack, command: str, workers: int | None) -> None:
               "(python scripts/deploy.py status)")
     print("For the `temporal` CLI (it reads TEMPORAL_ADDRESS, not TEMPORAL_HOST):")
     print(f"  {export_line(stack.settings)}")
-    for line in outdated_lines(stack, version["WORKER_BUILD_ID"]):
+    for line in outdated_lines(stack, version["WORKER_BUILD_ID"]) + source_lines():
         print(line, file=sys.stderr)
+
+
+def source_lines() -> list[str]:
+    """Installed source packages that do not import (the workers serve every other source)."""
+    from etl.core.discovery import failures
+
+    return [f"error: {failure}" for failure in failures()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(info))
             else:
                 print(status_text(info, stack.settings))
+                for line in source_lines():
+                    print(line, file=sys.stderr)
             return 0 if info["temporal_ok"] and info["postgres_ok"] else 1
     except EtlError as exc:
         print(f"error: {exc}", file=sys.stderr)

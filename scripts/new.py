@@ -2,7 +2,7 @@
 """Scaffold a new source, or check and repair an existing one.
 
     python scripts/new.py SOURCE [FLOW ...] [--key FIELD] [--window days|times] [--template project|person]
-                          [--dry-run]
+                          [--package DIR] [--dry-run]
 
 A new source gets the shape every source has: sources/SOURCE/ (settings.py with its
 SOURCE_TOKEN and SOURCE_API_URL, client.py on the kit's HTTP client, query.py with a
@@ -15,6 +15,11 @@ gets one flow, `events`. The query names one thing and a window: `--key` names t
 attribute, team expansion) and `--window` the window's type (`days`: data_date_start and
 data_date_end, dates; `times`: since and until, datetimes). `--template person` is `--key member
 --window days`; `project` (the default) is `--key project --window times`, like GitHub's.
+
+With `--package DIR` the source is a package of its own instead, in DIR: pyproject.toml (the
+distribution etl-source-SOURCE and its `etl.sources` entry point), etl_source_SOURCE/ with the
+same files as sources/SOURCE/, and tests/test_SOURCE.py on etl.testing's fixtures. `pip install -e
+DIR` into the fleet's environment makes it live, with no edit to this project.
 
 On an existing source it adds the flows named, reports what is missing or broken, and
 repairs only files that are still the untouched sample (after a timestamped backup,
@@ -49,13 +54,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="the query's key field, e.g. project, board or member (default: the template's)")
     parser.add_argument("--window", choices=("days", "times"),
                         help="the window's type: days (dates) or times (datetimes) (default: the template's)")
+    parser.add_argument("--package", metavar="DIR", type=Path,
+                        help="make (or check) the source as a package of its own in DIR: an installable project "
+                             "(distribution etl-source-SOURCE, import package etl_source_SOURCE) whose entry point "
+                             "makes it live once `pip install -e DIR` puts it in the fleet's environment")
     parser.add_argument("--dry-run", action="store_true", help="show what would be done; change nothing")
     opts = parser.parse_args(argv)
 
     from etl.scaffold.command import scaffold
 
     return scaffold(ROOT, opts.source, opts.flows, dry_run=opts.dry_run, template=opts.template, key=opts.key,
-                    window=opts.window)
+                    window=opts.window, package_dir=opts.package)
 
 
 if __name__ == "__main__":

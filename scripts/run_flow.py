@@ -37,6 +37,10 @@ def list_strategies() -> None:
             fields.append(f.name if required else f"[{f.name}={f.default!r}]" if f.default is not dc.MISSING
                           else f"[{f.name}]")
         print(f"{strategy.name:32} {strategy.query_type:12} {' '.join(fields)}")
+    from etl.core.discovery import failures
+
+    for failure in failures():  # the listing above is every source that did load
+        print(f"error: {failure}", file=sys.stderr)
 
 
 async def launch(opts: argparse.Namespace) -> int:

@@ -89,12 +89,12 @@ class DuplicateNameError(RegistryError):
 class UnknownNameError(RegistryError):
     """A name that no source registered."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]):
+    def __init__(self, kind: str, name: str, known: Iterable[str], note: str = ""):
         self.kind = kind
         self.name = name
         self.known = sorted(known)
         listed = ", ".join(self.known) or "(none registered)"
-        super().__init__(f"unknown {kind} {name!r}; the known ones are: {listed}")
+        super().__init__(f"unknown {kind} {name!r}; the known ones are: {listed}{note}")
 
 
 class QueryError(EtlError):

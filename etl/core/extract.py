@@ -87,7 +87,7 @@ class ExtractStrategy:
         try:
             return _STRATEGIES[name]
         except KeyError:
-            raise UnknownNameError("extract strategy", name, _STRATEGIES) from None
+            raise UnknownNameError("extract strategy", name, _STRATEGIES, discovery.failure_note()) from None
 
     @staticmethod
     def all() -> list["ExtractStrategy"]:

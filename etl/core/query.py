@@ -258,7 +258,7 @@ class QueryFactory:
         try:
             return _QUERY_TYPES[name]
         except KeyError:
-            raise UnknownNameError("query type", name, _QUERY_TYPES) from None
+            raise UnknownNameError("query type", name, _QUERY_TYPES, discovery.failure_note()) from None
 
     @staticmethod
     def create(name: str, args: dict[str, Any]) -> Query:

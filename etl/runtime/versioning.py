@@ -2,8 +2,9 @@
 
 A version is `WORKER_DEPLOYMENT_NAME` (default `etl`) plus a build id: `WORKER_BUILD_ID`, or by
 default one derived from the code (`code_build_id`: the package version and a hash of the code
-that runs inside workflows and activities), so two workers with the same code share a version
-and any change to that code makes a new one.
+that runs inside workflows and activities, the installed source packages' included: each one's
+distribution name, version and files), so two workers with the same code share a version and any
+change to that code, in this tree or in a source package, makes a new one.
 
 What each workflow type does when the current version changes is declared on its
 `@workflow.defn` (`versioning_behavior=`), with the reason beside it:
@@ -44,6 +45,7 @@ from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import WorkerDeploymentConfig
 
+from etl.core.discovery import SourcePackage, source_packages
 from etl.core.errors import DeployError, shown
 from etl.core.settings import BUILD_ID_PATTERN, PROJECT_ROOT, Settings
 
@@ -53,8 +55,9 @@ log = logging.getLogger(__name__)
 #: the scaffolder and the dev stack do not change what a worker does with a task.
 CODE_DIRS = ("etl/core", "etl/kit", "etl/store", "etl/workflows", "etl/activities", "etl/metrics.py", "sources")
 
-def code_build_id(root: Path = PROJECT_ROOT) -> str:
-    """`<package version>-<12 hex digits>`: the same for the same workflow and activity code."""
+def code_build_id(root: Path = PROJECT_ROOT, packages: list[SourcePackage] | None = None) -> str:
+    """`<package version>-<12 hex digits>`: the same for the same workflow and activity code, that of
+    the installed source `packages` (default: every one the `etl.sources` entry points name) included."""
     digest = hashlib.sha256()
     for name in CODE_DIRS:
         path = root / name
@@ -63,11 +66,31 @@ def code_build_id(root: Path = PROJECT_ROOT) -> str:
             if "__pycache__" in file.parts or "fixture" in file.parts:
                 continue
             digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    for package in source_packages() if packages is None else packages:
+        digest.update(f"{package.distribution}=={package.version}\0".encode() + package_digest(package).encode())
     try:
         package = metadata.version("temporal-etl-fleet")
     except metadata.PackageNotFoundError:
         package = "0"
     return f"{package}-{digest.hexdigest()[:12]}"
+
+
+def package_digest(package: SourcePackage) -> str:
+    """12 hex digits of a source package's files (names relative to its package, so where it is
+    installed does not matter); `missing` when its files cannot be found."""
+    files = package.files()
+    if not files:
+        return "missing"
+    digest = hashlib.sha256()
+    for name, path in files:
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def package_lines() -> list[str]:
+    """What a worker prints at start under its version: each source package its build id covers."""
+    return [f"source package {p.distribution} {p.version} ({p.module}, code {package_digest(p)})"
+            for p in source_packages()]
 
 
 def check_build_id(build_id: str) -> str:

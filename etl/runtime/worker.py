@@ -160,6 +160,7 @@ def main(kind: str, argv: list[str] | None = None) -> int:
     import os
     import socket
 
+    from etl.core import discovery
     from etl.core.errors import EtlError
     from etl.core.settings import load_settings
     from etl.core.source_settings import source_settings_classes
@@ -171,6 +172,8 @@ def main(kind: str, argv: list[str] | None = None) -> int:
         settings = load_settings()
         for cls in source_settings_classes():  # every source's settings, checked before any flow needs them
             settings.source(cls)
+        for failure in discovery.failures():  # the other sources loaded: this worker serves them
+            print(f"error: {failure}", file=sys.stderr, flush=True)
     except EtlError as exc:
         if not {"-h", "--help"} & set(sys.argv[1:] if argv is None else argv):
             print(f"error: {exc}", file=sys.stderr)
@@ -212,6 +215,8 @@ def main(kind: str, argv: list[str] | None = None) -> int:
         gc_policy.tune()  # after the imports and registrations: see etl/runtime/gc_policy.py
         print(f"worker version {versioning.show(version)} (deployment {version.deployment_name!r}, "
               f"build id {version.build_id!r})", flush=True)
+        for line in versioning.package_lines():
+            print(f"  {line}", flush=True)
         log.info("%s starting on %s (queue %r, concurrency %d, version %s)", identity, settings.temporal_host,
                  args.task_queue, args.concurrency, versioning.show(version))
         watch = versioning.DrainWatch(client, version)

@@ -37,21 +37,28 @@ def write(action: Action, now: datetime) -> Path | None:
 
 
 _VERIFY = """
-import sys
-sys.path.insert(0, sys.argv[1])
+import os, sys
+sys.path[0:0] = sys.argv[1].split(os.pathsep)
+from etl.core import discovery
 from etl.core.extract import ExtractStrategy
 from etl.core.query import QueryFactory
 if sys.argv[2]:
-    QueryFactory.get(sys.argv[2])
-for name in sys.argv[3:]:
+    discovery.import_source(sys.argv[2])
+if sys.argv[3]:
+    QueryFactory.get(sys.argv[3])
+for name in sys.argv[4:]:
     ExtractStrategy.create(name)
 """
 
 
-def verify(root: Path, query_type: str | None, strategies: list[str]) -> str | None:
-    """Import every source as a worker would, in a fresh interpreter; None when `query_type` and
-    `strategies` are registered, else the error. (In this process the old modules are cached.)"""
-    proc = subprocess.run([sys.executable, "-B", "-c", _VERIFY, str(root), query_type or "", *strategies],
+def verify(root: Path, query_type: str | None, strategies: list[str], package: str | None = None) -> str | None:
+    """Import every source as a worker would, in a fresh interpreter, and `package` (a source package at
+    `root`, installed or not) first; None when `query_type` and `strategies` are registered, else the
+    error. (In this process the old modules are cached.)"""
+    # A package's folder first, then the framework this generator belongs to (the project's root).
+    paths = [str(root)] + ([str(Path(__file__).resolve().parents[2])] if package else [])
+    proc = subprocess.run([sys.executable, "-B", "-c", _VERIFY, os.pathsep.join(paths), package or "", query_type or "",
+                           *strategies],
                           cwd=root, capture_output=True, text=True, timeout=120)
     if proc.returncode == 0:
         return None

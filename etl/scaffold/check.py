@@ -28,6 +28,9 @@ def examine(layout: Layout, requested: list[str]) -> Plan:
         if not path.exists():
             findings.append(Finding(path, [] if new else ["missing"], Action("create", path, content)))
 
+    if layout.packaged:
+        need(layout.pyproject, render.pyproject(layout))
+        findings += check_docs.entry_point(layout)
     need(layout.init, render.source_init(layout))
     if new:  # an existing source may well read no API (synthetic): these are only a new one's start
         need(layout.settings, render.settings(layout))
@@ -44,7 +47,7 @@ def examine(layout: Layout, requested: list[str]) -> Plan:
         samples += [flow] if sample else []
         marked += [flow] if mark else []
     findings += check_docs.readme(layout, flows, query_class)
-    if layout.tests_dir.is_dir() or samples:
+    if layout.tests_init and (layout.tests_dir.is_dir() or samples):
         need(layout.tests_init, render.tests_init())
     findings += check_docs.tests(layout, flows, samples)
     if not any(f.problems for f in findings if f.path != layout.test):

@@ -7,6 +7,7 @@ replaced until someone writes the real expectations; these checks say so before 
 from __future__ import annotations
 
 import ast
+import tomllib
 
 from etl.scaffold import pyast, render
 from etl.scaffold.layout import Layout
@@ -87,3 +88,21 @@ def _expected_keys(module: pyast.Module) -> list[str] | None:
                 return None
             return sorted(value) if isinstance(value, dict) else None
     return None
+
+
+def entry_point(layout: Layout) -> list[Finding]:
+    """A packaged source's pyproject.toml must name its package in the `etl.sources` entry points:
+    without it no worker, launcher or schedule ever sees the source."""
+    path = layout.pyproject
+    if not path.exists():
+        return []
+    try:
+        entries = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {}).get(
+            "entry-points", {}).get("etl.sources", {})
+    except tomllib.TOMLDecodeError as exc:
+        return [Finding(path, [f"does not parse ({exc})"], by_hand="not changed: fix the TOML by hand")]
+    if layout.package in [str(v).split(":", 1)[0].strip() for v in entries.values()]:
+        return []
+    return [Finding(path, [f"has no `etl.sources` entry point naming {layout.package}, so no worker loads it"],
+                    by_hand=f'not changed: add `[project.entry-points."etl.sources"]` with '
+                            f'`{layout.source} = "{layout.package}"`, then pip install -e {layout.root} again')]

@@ -19,13 +19,21 @@ OK, BY_HAND, REFUSED = 0, 1, 2
 
 
 def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False, template: str = "project",
-             key: str | None = None, window: str | None = None,
+             key: str | None = None, window: str | None = None, package_dir: Path | None = None,
              out: Callable[[str], None] = print, err: Callable[[str], None] | None = None) -> int:
     """Create the source `source` with `flows` under `root` from `template` (`person` or `project`), its
-    query's `key` field and `window` (`days` or `times`) as asked, or check and repair it."""
+    query's `key` field and `window` (`days` or `times`) as asked, or check and repair it; with
+    `package_dir`, as a package of its own there instead."""
     err = err or (lambda line: print(line, file=sys.stderr))
     flows = list(dict.fromkeys(flows))  # a flow named twice is still one flow
-    layout = Layout(root, source, template, key, window)
+    if package_dir is not None:
+        if package_dir.exists() and not package_dir.is_dir():
+            err(f"error: --package {package_dir}: it exists and is not a directory; give a folder (new or not)")
+            return REFUSED
+        root = package_dir.resolve()
+        if str(root) not in sys.path:  # its modules are imported to check them, installed or not
+            sys.path.insert(0, str(root))
+    layout = Layout(root, source, template, key, window, packaged=package_dir is not None)
     refused = ([names.key_problem(key)] if key and names.key_problem(key) else []) or refusals(layout, flows, out)
     if refused:
         for message in refused:
@@ -52,7 +60,7 @@ def scaffold(root: Path, source: str, flows: list[str], *, dry_run: bool = False
         broken = {f.path for f in plan.by_hand}
         query_type = source if layout.query not in broken else None
         strategies = [layout.strategy(f) for f in plan.flows if layout.flow(f) not in broken]
-        failed = apply.verify(root, query_type, strategies)
+        failed = apply.verify(root, query_type, strategies, layout.package if layout.packaged else None)
         if failed:
             err(f"error: the source does not import cleanly yet: {failed}")
             return BY_HAND

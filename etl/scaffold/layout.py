@@ -12,6 +12,13 @@ Every source has the same shape, so adding one is copying a pattern:
     sources/<source>/README.md
     tests/sources/test_<source>.py
 
+A source in a package of its own (`new.py NAME --package DIR`) has the same files in an
+installable project, its import package `etl_source_<source>` standing for `sources/<source>`:
+
+    DIR/pyproject.toml                   the distribution etl-source-<source>, its `etl.sources` entry point
+    DIR/etl_source_<source>/...          as sources/<source>/ above, README.md included
+    DIR/tests/test_<source>.py           the same test, on etl.testing's fixtures (a pytest plugin)
+
 A new source's query names a key field and a window (`new.py --key K --window days|times`): `--key
 member` makes a person's query, as Launchpad's (the member search attribute, team expansion); any
 other key one thing's, such as a project, as GitHub's. A window of `days` is `data_date_start` and
@@ -45,6 +52,8 @@ class Layout:
     """The template a new source gets (`KINDS`): its key and window, unless `key` or `window` say otherwise."""
     key_field: str | None = None
     window_kind: str | None = None
+    packaged: bool = False
+    """The source is a package of its own at `root`, not a folder of the project at `root`."""
 
     @property
     def key(self) -> str:
@@ -83,7 +92,16 @@ class Layout:
 
     @property
     def dir(self) -> Path:
-        return self.root / "sources" / self.source
+        return self.root / self.package if self.packaged else self.root / "sources" / self.source
+
+    @property
+    def distribution(self) -> str:
+        """A packaged source's distribution name: `acme_crm` -> `etl-source-acme-crm`."""
+        return "etl-source-" + self.source.replace("_", "-")
+
+    @property
+    def pyproject(self) -> Path:
+        return self.root / "pyproject.toml"
 
     @property
     def settings(self) -> Path:
@@ -138,16 +156,19 @@ class Layout:
         return self.root / "tests"
 
     @property
-    def tests_init(self) -> Path:
-        return self.tests_dir / "sources" / "__init__.py"
+    def tests_init(self) -> Path | None:
+        """tests/sources/__init__.py; None for a package, whose tests/ is not one."""
+        return None if self.packaged else self.tests_dir / "sources" / "__init__.py"
 
     @property
     def test(self) -> Path:
-        return self.tests_dir / "sources" / f"test_{self.source}.py"
+        folder = self.tests_dir if self.packaged else self.tests_dir / "sources"
+        return folder / f"test_{self.source}.py"
 
     @property
     def package(self) -> str:
-        return f"sources.{self.source}"
+        """The source's import package: `sources.acme`, or `etl_source_acme` for a package of its own."""
+        return f"etl_source_{self.source}" if self.packaged else f"sources.{self.source}"
 
     @property
     def query_class(self) -> str:

@@ -30,7 +30,8 @@ def _fill(template: str, **values: str) -> str:
 
 def _names(layout: Layout) -> dict[str, str]:
     return {"source": layout.source, "prefix": layout.prefix, "settings_class": layout.settings_class,
-            "fixture_class": layout.fixture_class, "query_class": layout.query_class, "key": layout.key}
+            "fixture_class": layout.fixture_class, "query_class": layout.query_class, "key": layout.key,
+            "package": layout.package}
 
 
 def source_init(layout: Layout) -> str:
@@ -43,6 +44,12 @@ def flows_init(layout: Layout) -> str:
 
 def tests_init() -> str:
     return ""
+
+
+def pyproject(layout: Layout) -> str:
+    """A packaged source's pyproject.toml: its distribution, the entry point that makes it live."""
+    return _fill("pyproject.toml.tmpl", source=layout.source, package=layout.package,
+                 distribution=layout.distribution)
 
 
 def settings(layout: Layout) -> str:

@@ -102,10 +102,14 @@ def next_steps(plan: Plan, out: Out) -> None:
         out(f"       {plan.functions[flow]} in {rel(layout.flow(flow))}")
     out(f"  Then put the events your test data implies in {rel(layout.test)}"
         + (f", and replace the TODOs in {rel(layout.readme)}." if "TODO" in readme else "."))
+    if layout.packaged:
+        out("  Install it into the fleet's environment (workers, launchers and schedules then load it):")
+        out(f"       pip install -e {layout.root}")
     out("  Run a flow (workers load the sources when they start: start or restart them after this):")
     out("       python scripts/dev.py up --workers 1")
     for flow in todo:
         out(f"       python scripts/run_flow.py {layout.strategy(flow)} --wait")
     out("  Run the test:")
-    out(f"       .venv/bin/pytest {rel(layout.test)}")
+    out(f"       cd {layout.root} && pytest {rel(layout.test)}" if layout.packaged
+        else f"       .venv/bin/pytest {rel(layout.test)}")
     out(f"  What is left to fill in: grep -rn 'SAMPLE:\\|TODO' {rel(layout.dir)} {rel(layout.test)}")

@@ -7,7 +7,6 @@ when), never from the flows' own reading of GitHub JSON.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
 import subprocess
@@ -21,6 +20,7 @@ from etl.core.errors import QueryError, SourceError, SourceUnavailable
 from etl.core.extract import ExtractStrategy, Page
 from etl.core.query import QueryFactory
 from etl.core.settings import PROJECT_ROOT, settings_from_env
+from etl.testing.history import history_text
 from sources.github.fixture.data import Act
 from sources.github.fixture.server import GitHubFixture
 
@@ -253,25 +253,6 @@ def loaded(db) -> set[tuple]:
     rows = db.run(lambda cur: (cur.execute(query), cur.fetchall())[1])
     assert {row[4] for row in rows} <= {"UTC"}, "GitHub knows no zones: events are filed under UTC"
     return {row[:4] for row in rows}
-
-
-def history_text(history) -> str:
-    """A workflow history as text with every payload decoded (the JSON form holds them in base64)."""
-    texts = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "data" and isinstance(value, str):
-                    texts.append(base64.b64decode(value).decode("utf-8", "replace"))
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    raw = history.to_json()
-    walk(json.loads(raw))
-    return raw + "\n".join(texts)
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["ETLFlow", "StreamingETLFlow"])
