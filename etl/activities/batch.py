@@ -13,6 +13,7 @@ from typing import Any
 from temporalio import activity
 
 from etl import metrics
+from etl.activities.archive import source_archive
 from etl.activities.classify import classified_errors
 from etl.activities.pages import Heartbeater, PageLoop
 from etl.activities.query import resolve, split
@@ -74,6 +75,7 @@ class ETLActivities(contracts.BatchActivities):
             self.checkpoints.clear(inp.batch_key)
             state, done = ExtractState(cursor=inp.cursor), False
         full = state.counts.extracted >= inp.batch_size
+        from_archive = 0
         if not (done or full):
             workflow_id = activity.info().workflow_id
 
@@ -93,10 +95,12 @@ class ETLActivities(contracts.BatchActivities):
                 metrics.batch_extracted(len(records), after.counts.rejected - before.counts.rejected)
                 return after
 
-            pages = strategy.pages(query, state.cursor, self.settings)
-            state, done = unit.run(pages, state, commit, lambda s: s.counts.extracted >= inp.batch_size)
+            with source_archive(self.settings, self.db, inp.archive, inp.query_type, inp.strategy, inp.args) as archive:
+                pages = strategy.pages(query, state.cursor, self.settings)
+                state, done = unit.run(pages, state, commit, lambda s: s.counts.extracted >= inp.batch_size)
+            from_archive = archive.answered if archive else 0
         activity.logger.info("extracted %d records into %s (done=%s)", state.counts.extracted, inp.batch_key, done)
-        return ExtractBatchResult(inp.batch_key, state.counts, state.staged, state.cursor, done)
+        return ExtractBatchResult(inp.batch_key, state.counts, state.staged, state.cursor, done, from_archive)
 
     @activity.defn
     @classified_errors

@@ -18,6 +18,7 @@ from typing import Any
 from temporalio import activity
 
 from etl import metrics
+from etl.activities.archive import source_archive
 from etl.activities.backpressure import MemoryGuard
 from etl.activities.classify import classified_errors
 from etl.activities.pages import PageLoop
@@ -94,9 +95,11 @@ class StreamingActivities(contracts.StreamingActivities):
                 after.held_note = f"{self.identity} paused {held:.1f}s: RSS above MEMORY_LIMIT_MIB={self.guard.limit_mib}"
             return after
 
-        pages = strategy.pages(query, chunk.cursor, self.settings)
         enough = (lambda c: c.pages - calls_pages >= inp.max_pages) if inp.max_pages else (lambda c: False)
-        chunk, done = unit.run(pages, chunk, commit, enough)
+        with source_archive(self.settings, self.db, inp.archive, inp.query_type, inp.strategy, chunk.args) as archive:
+            pages = strategy.pages(query, chunk.cursor, self.settings)
+            chunk, done = unit.run(pages, chunk, commit, enough)
+        chunk.from_archive += archive.answered if archive else 0
         chunk.done = done
         metrics.CHUNK_CALLS.inc()
         chunk.peak_rss_mib = max(chunk.peak_rss_mib, self.guard.peak_mib)

@@ -131,7 +131,8 @@ class StreamingETLFlow:
         try:
             result = await workflow.execute_activity_method(
                 StreamingActivities.process_chunk,
-                ChunkInput(state.flow_key, inp.query_type, inp.extract_strategy, chunk, inp.pages_per_call),
+                ChunkInput(state.flow_key, inp.query_type, inp.extract_strategy, chunk, inp.pages_per_call,
+                           inp.archive_use()),
                 start_to_close_timeout=timedelta(hours=2), heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
                 retry_policy=ACTIVITY_RETRY, cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=f"chunk {chunk.index}: {chunk.pages} pages done, up to {inp.pages_per_call} more")
