@@ -31,6 +31,8 @@ class Shelf:
     source: str
     strategy: str
     answers: int
+    """Answers to requests (a flow's split into parts and the cursors its reads started from, kept
+    beside them, are not)."""
     flows: int
     stored_bytes: int
     """Compressed bodies."""
@@ -91,10 +93,16 @@ class Archive:
 
         return self.db.run(read, what=f"reading the archived answer to {request}")
 
+    def resumes(self, source: str, unit: str, as_of: datetime | None = None) -> list[str]:
+        """The cursors archived reads of `unit` (a strategy and its arguments) started from."""
+        statement = sql.SQL("SELECT body FROM {t} WHERE source = %s AND method = 'RESUME' AND starts_with(target, %s) "
+                            "AND (%s::timestamptz IS NULL OR fetched_at <= %s::timestamptz)").format(t=self.table)
+        return [unpack(row[0]).decode() for row in self._all(statement, (source, unit + "#", as_of, as_of))]
+
     def shelves(self, source: str | None = None) -> list[Shelf]:
         """What is archived, per source and strategy."""
         statement = sql.SQL(
-            "SELECT source, strategy, count(*), count(DISTINCT workflow_id), coalesce(sum(octet_length(body)), 0), "
+            "SELECT source, strategy, count(*) FILTER (WHERE method NOT IN ('SPLIT', 'RESUME')), count(DISTINCT workflow_id), coalesce(sum(octet_length(body)), 0), "
             "coalesce(sum(body_bytes), 0), min(fetched_at), max(fetched_at) FROM {t} "
             "WHERE %s::text IS NULL OR source = %s GROUP BY 1, 2 ORDER BY 1, 2").format(t=self.table)
         return [Shelf(*row) for row in self._all(statement, (source, source))]

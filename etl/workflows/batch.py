@@ -125,12 +125,13 @@ class ETLFlow:
 
     async def _split(self, inp: ETLFlowInput) -> list[Part]:
         """The query's disjoint parts (one, the query itself, when it cannot or need not split)."""
-        if inp.partitions <= 1:
+        if inp.partitions <= 1 and not (inp.archive or inp.replay):  # the archive keeps (or gives) the split
             return [Part(index=0, args=inp.args)]
         self._stage = f"splitting the query into up to {inp.partitions} parts"
         self._details()
         split = await workflow.execute_activity_method(
-            BatchActivities.split_extract, SplitInput(inp.query_type, inp.extract_strategy, inp.args, inp.partitions),
+            BatchActivities.split_extract, SplitInput(inp.query_type, inp.extract_strategy, inp.args, inp.partitions,
+                                                      inp.archive_use()),
             start_to_close_timeout=timedelta(minutes=5), retry_policy=ACTIVITY_RETRY,
             summary=f"split into up to {inp.partitions} parts")
         self._meter.step()

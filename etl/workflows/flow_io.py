@@ -237,6 +237,9 @@ class SplitInput:
     strategy: str
     args: dict[str, Any]
     parts: int
+    archive: ArchiveUse = field(default_factory=ArchiveUse)
+    """Archiving, the split is kept with the answers; replaying, the archived split is used (the
+    same parts read the same requests), or the query whole when none was kept."""
 
 
 @dataclass

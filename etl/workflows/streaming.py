@@ -95,7 +95,7 @@ class StreamingETLFlow:
         self._stage = "splitting the query into chunks"
         parts = inp.chunk_count or max(1, inp.chunks_in_flight) * 2
         split = await workflow.execute_activity_method(
-            StreamingActivities.split_query, SplitInput(inp.query_type, inp.extract_strategy, inp.args, parts),
+            StreamingActivities.split_query, SplitInput(inp.query_type, inp.extract_strategy, inp.args, parts, inp.archive_use()),
             start_to_close_timeout=timedelta(minutes=5), retry_policy=ACTIVITY_RETRY,
             summary=f"split into up to {parts} chunks")
         self._meter.step()
