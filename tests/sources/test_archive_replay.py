@@ -181,3 +181,18 @@ async def test_no_secret_reaches_the_archive_the_histories_or_the_logs(client, s
     found += [f"{name} in the log" for name, value in needles.items() if value in caplog.text]
     assert found == []
     assert "HTTP Request: GET" in caplog.text, "the worker's logs were captured, the client's requests among them"
+
+
+async def test_workers_with_source_archive_on_archive_every_flow(client, settings, task_queue, db, github):
+    from etl import metrics
+    from tests.flows import FlowRunner
+
+    before = metrics.REGISTRY.get_sample_value("etl_archive_answers_total", {"use": "archived"}) or 0
+    async with FlowRunner(client, settings.replace(source_archive=True), task_queue) as runner:
+        summary = await runner.run("github-pull_requests", args_for(github), streaming=True)  # no --archive
+    assert summary["loaded"] > 0
+    shelves = Archive(db).shelves()
+    assert [(s.source, s.strategy, s.answers) for s in shelves] == [
+        ("github", "github-pull_requests", len({r.path for r in github.requests}))]
+    after = metrics.REGISTRY.get_sample_value("etl_archive_answers_total", {"use": "archived"})
+    assert after - before >= shelves[0].answers
