@@ -14,6 +14,8 @@ synthetic source, in one run:
              the database's own ceiling on this machine, measured in the same run
   full       (with --prefill ROWS) the loader into an events table already holding ROWS rows,
              beside the same load into an empty one
+  replay     StreamingETLFlow of the GitHub source over the fixture API: archiving, reading the
+             fixture, and replaying from the source archive with the fixture stopped (records/s)
 For each flow: events/s, ratio to plain, peak worker RSS, the largest payload in the
 history, the longest run's history (events), over every continue-as-new run, and the CPU
 seconds per million events of every process involved (worker processes, the PostgreSQL
@@ -62,6 +64,7 @@ from etl.store.db import Database  # noqa: E402
 from etl.store.events import COLUMN_LIST, Events  # noqa: E402
 from etl.store.rejects import Rejects  # noqa: E402
 from scripts.bench_cpu import CpuMeter  # noqa: E402
+from scripts.bench_replay import bench_replay  # noqa: E402
 
 STACK_PIDS: dict[str, int] = {}
 """`postgres` and `temporal`: the private stack's server pids, for the CPU meters."""
@@ -358,6 +361,10 @@ def run_parts(results: dict, parts: list[str], opts: argparse.Namespace, setting
     if "loader" in parts:
         print(f"loader: {opts.loader_events:,} events ...", flush=True)
         results["loader"] = bench_loader(settings, opts.loader_events, 10_000)
+    if "replay" in parts:
+        print(f"replay: github-issues from the fixture and from the archive on {opts.workers} worker process(es) ...",
+              flush=True)
+        results["replay"] = asyncio.run(bench_replay(settings, env, opts.workers, WorkerFleet))
     if not {"plain", "batch", "streaming"} & set(parts):
         return
     settle(settings)  # what the parts above left; from here on each flow settles after itself
@@ -391,7 +398,7 @@ def median_round(figures: list[dict]) -> dict:
     return chosen
 
 
-PARTS = ["transform", "limit", "loader", "full", "plain", "batch", "streaming"]
+PARTS = ["transform", "limit", "loader", "full", "replay", "plain", "batch", "streaming"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -474,6 +481,11 @@ def main(argv: list[str] | None = None) -> int:
         r = results["loader"]
         print(f"loader     {r['rows_per_s']:>9,} rows/s   reference (COPY temp + INSERT ON CONFLICT) "
               f"{r['reference_rows_per_s']:,} rows/s   ratio {r['ratio']:.2f}")
+    if "replay" in results:
+        r = results["replay"]
+        print(f"replay     {r['replay']['records_per_s']:>9,} records/s from the archive ({r['replay']['from_archive']:,} "
+              f"answers), {r['fixture']['records_per_s']:,} from the fixture API, {r['archive']['records_per_s']:,} "
+              f"archiving: ratio {r['ratio']:.2f} (StreamingETLFlow, {r['replay']['records']:,} records)")
     if any(kind in results for kind in ("plain", "batch", "streaming")):
         print(f"{'flow':10} {'events/s':>9} {'ratio':>6} {'seconds':>8} {'peak RSS MiB':>13} {'max payload B':>14} "
               f"{'max history':>12} {'CPU s/M':>8} {'WAL B/ev':>8}  CPU s by process")
