@@ -302,20 +302,27 @@ class WorkerFleet:
                 proc.kill()
 
 
+def flow_fleet(settings: Settings, env: dict, name: str, kind: str, workers: int, concurrency: int,
+               **more_env: str) -> tuple[Settings, str, WorkerFleet]:
+    """A fresh events table and task queue for one benchmarked flow, and its worker processes:
+    (the flow's settings, the queue, the fleet)."""
+    table = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+    flow_settings = settings.replace(events_table=table)
+    Database.get(flow_settings).ensure_schema()
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    log_dir = Path(env["ETL_STATE_DIR"]).parent / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return flow_settings, queue, WorkerFleet(dict(env, EVENTS_TABLE=table, **more_env), kind, queue, workers,
+                                             concurrency, log_dir)
+
+
 async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, workers: int, concurrency: int,
                      page_size: int, batch_size: int, opts: argparse.Namespace) -> dict:
     from etl.launch.plan import plan_flow, start_flow
     from etl.runtime.client import connect
 
-    table = f"bench_{'stream' if streaming else 'batch'}_{uuid.uuid4().hex[:8]}"
-    flow_settings = settings.replace(events_table=table)
-    db = Database.get(flow_settings)
-    db.ensure_schema()
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    log_dir = Path(env["ETL_STATE_DIR"]).parent / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    fleet = WorkerFleet(dict(env, EVENTS_TABLE=table), "streaming_worker" if streaming else "etl_worker",
-                        queue, workers, concurrency, log_dir)
+    flow_settings, queue, fleet = flow_fleet(settings, env, "stream" if streaming else "batch",
+                                             "streaming_worker" if streaming else "etl_worker", workers, concurrency)
     try:
         client = await connect(settings)
         await asyncio.sleep(2)  # let the workers connect and poll
@@ -364,7 +371,7 @@ def run_parts(results: dict, parts: list[str], opts: argparse.Namespace, setting
     if "replay" in parts:
         print(f"replay: github-issues from the fixture and from the archive on {opts.workers} worker process(es) ...",
               flush=True)
-        results["replay"] = asyncio.run(bench_replay(settings, env, opts.workers, WorkerFleet))
+        results["replay"] = asyncio.run(bench_replay(settings, env, opts.workers, flow_fleet))
     if not {"plain", "batch", "streaming"} & set(parts):
         return
     settle(settings)  # what the parts above left; from here on each flow settles after itself
@@ -485,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         r = results["replay"]
         print(f"replay     {r['replay']['records_per_s']:>9,} records/s from the archive ({r['replay']['from_archive']:,} "
               f"answers), {r['fixture']['records_per_s']:,} from the fixture API, {r['archive']['records_per_s']:,} "
-              f"archiving: ratio {r['ratio']:.2f} (StreamingETLFlow, {r['replay']['records']:,} records)")
+              f"archiving: ratio {r['ratio']:.2f} (StreamingETLFlow, {r['replay']['records']:,} records; medians of "
+              f"{r['rounds']} runs)")
     if any(kind in results for kind in ("plain", "batch", "streaming")):
         print(f"{'flow':10} {'events/s':>9} {'ratio':>6} {'seconds':>8} {'peak RSS MiB':>13} {'max payload B':>14} "
               f"{'max history':>12} {'CPU s/M':>8} {'WAL B/ev':>8}  CPU s by process")
