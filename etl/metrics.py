@@ -45,6 +45,10 @@ ACTIVITIES_FAILED = _counter("etl_activities_failed_total", "Activity attempts t
                              ("activity",))
 STAGING_SWEPT = _counter("etl_staging_rows_swept_total", "Staging rows of ended or abandoned flows removed.")
 STAGING_BYTES = Gauge("etl_staging_bytes", "Bytes the staging tables hold, as last measured.", registry=REGISTRY)
+ARCHIVE_BYTES = Gauge("etl_archive_bytes", "Bytes the source archive holds, as last measured.", registry=REGISTRY)
+ARCHIVE_ANSWERS = _counter("etl_archive_answers_total", "Source answers kept in the archive (archived) or read from "
+                           "it instead of the source (replayed).", ("use",))
+ARCHIVE_SWEPT = _counter("etl_archive_rows_swept_total", "Archived answers removed after ARCHIVE_RETENTION_DAYS.")
 
 
 def value(counter: Counter, **labels: str) -> float:
@@ -74,6 +78,12 @@ def page_committed(records: int, inserted: int, updated: int, unchanged: int, re
     EVENTS_UNCHANGED.inc(unchanged)
     EVENTS_REJECTED.inc(rejected)
     CHUNK_PAGES.inc()
+
+
+def archive_used(kept: int, answered: int) -> None:
+    """An activity's read through the source archive: answers kept, answers read from it."""
+    ARCHIVE_ANSWERS.labels(use="archived").inc(kept)
+    ARCHIVE_ANSWERS.labels(use="replayed").inc(answered)
 
 
 def render() -> str:

@@ -17,6 +17,8 @@ synthetic source, in one run:
   modes      the load modes on the loader's events: insert into an empty table, insert of rows
              all present; upsert of rows all present and unchanged, upsert and history of rows
              all changed; each with PostgreSQL's CPU seconds per million rows
+  replay     StreamingETLFlow of the GitHub source over the fixture API: archiving, reading the
+             fixture, and replaying from the source archive with the fixture stopped (records/s)
 For each flow: events/s, ratio to plain, peak worker RSS, the largest payload in the
 history, the longest run's history (events), over every continue-as-new run, and the CPU
 seconds per million events of every process involved (worker processes, the PostgreSQL
@@ -65,6 +67,7 @@ from etl.store.db import Database  # noqa: E402
 from etl.store.events import COLUMN_LIST, Events  # noqa: E402
 from etl.store.rejects import Rejects  # noqa: E402
 from scripts.bench_cpu import CpuMeter  # noqa: E402
+from scripts.bench_replay import bench_replay  # noqa: E402
 
 STACK_PIDS: dict[str, int] = {}
 """`postgres` and `temporal`: the private stack's server pids, for the CPU meters."""
@@ -340,20 +343,27 @@ class WorkerFleet:
                 proc.kill()
 
 
+def flow_fleet(settings: Settings, env: dict, name: str, kind: str, workers: int, concurrency: int,
+               **more_env: str) -> tuple[Settings, str, WorkerFleet]:
+    """A fresh events table and task queue for one benchmarked flow, and its worker processes:
+    (the flow's settings, the queue, the fleet)."""
+    table = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+    flow_settings = settings.replace(events_table=table)
+    Database.get(flow_settings).ensure_schema()
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    log_dir = Path(env["ETL_STATE_DIR"]).parent / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return flow_settings, queue, WorkerFleet(dict(env, EVENTS_TABLE=table, **more_env), kind, queue, workers,
+                                             concurrency, log_dir)
+
+
 async def bench_flow(settings: Settings, env: dict, n: int, streaming: bool, workers: int, concurrency: int,
                      page_size: int, batch_size: int, opts: argparse.Namespace) -> dict:
     from etl.launch.plan import plan_flow, start_flow
     from etl.runtime.client import connect
 
-    table = f"bench_{'stream' if streaming else 'batch'}_{uuid.uuid4().hex[:8]}"
-    flow_settings = settings.replace(events_table=table)
-    db = Database.get(flow_settings)
-    db.ensure_schema()
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    log_dir = Path(env["ETL_STATE_DIR"]).parent / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    fleet = WorkerFleet(dict(env, EVENTS_TABLE=table), "streaming_worker" if streaming else "etl_worker",
-                        queue, workers, concurrency, log_dir)
+    flow_settings, queue, fleet = flow_fleet(settings, env, "stream" if streaming else "batch",
+                                             "streaming_worker" if streaming else "etl_worker", workers, concurrency)
     try:
         client = await connect(settings)
         await asyncio.sleep(2)  # let the workers connect and poll
@@ -402,6 +412,10 @@ def run_parts(results: dict, parts: list[str], opts: argparse.Namespace, setting
     if "modes" in parts:
         print(f"load modes: {opts.loader_events:,} events each way ...", flush=True)
         results["modes"] = bench_modes(settings, opts.loader_events, 10_000)
+    if "replay" in parts:
+        print(f"replay: github-issues from the fixture and from the archive on {opts.workers} worker process(es) ...",
+              flush=True)
+        results["replay"] = asyncio.run(bench_replay(settings, env, opts.workers, flow_fleet))
     if not {"plain", "batch", "streaming"} & set(parts):
         return
     settle(settings)  # what the parts above left; from here on each flow settles after itself
@@ -435,7 +449,7 @@ def median_round(figures: list[dict]) -> dict:
     return chosen
 
 
-PARTS = ["transform", "limit", "loader", "modes", "full", "plain", "batch", "streaming"]
+PARTS = ["transform", "limit", "loader", "modes", "full", "replay", "plain", "batch", "streaming"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -524,6 +538,12 @@ def main(argv: list[str] | None = None) -> int:
             ratio = r.get("ratio_to_insert_present", r.get("ratio_to_insert_empty"))
             print(f"{name:18} {r['rows_per_s']:>9,} {ratio if ratio is not None else '-':>6} "
                   f"{r['postgres_cpu_s_per_million']:>10} {r['cpu_s_per_million']:>8}")
+    if "replay" in results:
+        r = results["replay"]
+        print(f"replay     {r['replay']['records_per_s']:>9,} records/s from the archive ({r['replay']['from_archive']:,} "
+              f"answers), {r['fixture']['records_per_s']:,} from the fixture API, {r['archive']['records_per_s']:,} "
+              f"archiving: ratio {r['ratio']:.2f} (StreamingETLFlow, {r['replay']['records']:,} records; medians of "
+              f"{r['rounds']} runs)")
     if any(kind in results for kind in ("plain", "batch", "streaming")):
         print(f"{'flow':10} {'events/s':>9} {'ratio':>6} {'seconds':>8} {'peak RSS MiB':>13} {'max payload B':>14} "
               f"{'max history':>12} {'CPU s/M':>8} {'WAL B/ev':>8}  CPU s by process")

@@ -2,6 +2,7 @@
 """Launch one flow.
 
     python scripts/run_flow.py STRATEGY [--arg key=value ...] [--streaming] [--wait] [--json]
+                               [--archive | --replay [--as-of TIME]]
     python scripts/run_flow.py --list
 
 The query type comes from the strategy (`launchpad-bugs` takes a `launchpad` query), and the
@@ -10,6 +11,10 @@ and the query, so the same query always gets the same id:
   - while a flow with that id is running, launching again attaches to it (nothing is doubled);
   - once it has finished, launching again starts a new run under the same id; it re-extracts,
     and loads insert only events not already in the table (usually none).
+
+`--archive` keeps every answer the source gives in the source archive; `--replay` runs the same
+query from the archive with no network (a replay has an id of its own, ending in its hash as the
+others do, with `-replay` in it). See scripts/archive.py for what the archive holds.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ async def launch(opts: argparse.Namespace) -> int:
     if opts.load_mode:
         fields["load_mode"] = opts.load_mode
     plan = plan_flow(settings, opts.strategy, parse_pairs(opts.arg), streaming=opts.streaming,
-                     task_queue=opts.task_queue, **fields)
+                     task_queue=opts.task_queue, archive=opts.archive, replay=opts.replay, as_of=opts.as_of, **fields)
     client = await connect(settings)
     handle, started = await start_flow(client, plan)
     link = ui_link(settings, plan.workflow_id)
@@ -102,8 +107,9 @@ async def launch(opts: argparse.Namespace) -> int:
         print(json.dumps({"workflow_id": plan.workflow_id, "summary": summary}))
     else:
         print(f"extracted {summary['extracted']:,} · loaded {summary['loaded']:,} · rejected "
-              f"{summary['rejected']:,} · already present {summary['unchanged']:,} · "
-              f"{summary['batches']} batches · {summary['duration_s']:.1f}s")
+              f"{summary['rejected']:,} · updated {summary['updated']:,} · unchanged {summary['unchanged']:,} · "
+              f"{summary['batches']} batches · {summary['duration_s']:.1f}s"
+              + (f" · {summary['from_archive']:,} answers from the archive" if opts.replay else ""))
     return 0
 
 
@@ -121,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-mode", choices=("insert", "upsert", "history"),
                         help="what the load does with an event already stored: insert (default) skips it, upsert "
                              "replaces it when it changed, history also keeps the replaced version")
+    parser.add_argument("--archive", action="store_true",
+                        help="keep every answer the source gives in the source archive (see scripts/archive.py)")
+    parser.add_argument("--replay", action="store_true",
+                        help="read the source archive instead of the source (no network); a request it cannot "
+                             "answer fails the flow")
+    parser.add_argument("--as-of", metavar="TIME", help="with --replay: the newest answers archived at or before "
+                                                        "TIME (ISO 8601, e.g. 2024-06-01)")
     opts = parser.parse_args(argv)
     try:
         if opts.list:

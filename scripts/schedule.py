@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--streaming", action="store_true", help="run the flows as StreamingETLFlow")
     create.add_argument("--load-mode", default="insert", choices=("insert", "upsert", "history"),
                         help="what a load does with an event already stored (default insert; see README, Load modes)")
+    create.add_argument("--archive", action="store_true",
+                        help="keep every answer the sources give in the source archive (see scripts/archive.py)")
     create.add_argument("--concurrency", type=int, default=8, metavar="N", help="flows running at once per run (default 8)")
     create.add_argument("--task-queue", help="task queue of the flows and the scheduled run (default ETL_TASK_QUEUE)")
     create.add_argument("--paused", action="store_true", help="create it paused (trigger still works)")
@@ -79,7 +81,7 @@ def draft(settings, opts):
     return draft_schedule(settings, opts.id, specs, cron=opts.cron, interval=opts.interval, since=opts.since,
                           window_args=opts.window_args, overlap=opts.overlap, streaming=opts.streaming,
                           concurrency=opts.concurrency, task_queue=opts.task_queue, paused=opts.paused,
-                          note=opts.note, source=opts.flows, load_mode=opts.load_mode)
+                          note=opts.note, source=opts.flows, load_mode=opts.load_mode, archive=opts.archive)
 
 
 async def create(client, plan) -> int:

@@ -66,7 +66,7 @@ def test_run_flow_list_shows_every_strategy_with_its_fields():
 
 
 @pytest.mark.parametrize("script", ["scripts/run_flow.py", "scripts/dev.py", "scripts/bench.py", "scripts/demo.py",
-                                    "scripts/run_queue.py", "scripts/schedule.py",
+                                    "scripts/run_queue.py", "scripts/schedule.py", "scripts/archive.py",
                                     "-m workers.etl_worker", "-m workers.streaming_worker"])
 def test_every_command_has_help(script):
     result = run([*script.split(), "--help"], NOWHERE, timeout=30)

@@ -13,9 +13,10 @@ from typing import Any
 from temporalio import activity
 
 from etl import metrics
+from etl.activities.archive import source_archive, split_through_archive
 from etl.activities.classify import classified_errors
 from etl.activities.pages import Heartbeater, PageLoop
-from etl.activities.query import check_load_mode, resolve, split
+from etl.activities.query import check_load_mode, resolve
 from etl.core.extract import Page
 from etl.core.models import transform
 from etl.core.settings import Settings
@@ -74,6 +75,7 @@ class ETLActivities(contracts.BatchActivities):
             self.checkpoints.clear(inp.batch_key)
             state, done = ExtractState(cursor=inp.cursor), False
         full = state.counts.extracted >= inp.batch_size
+        from_archive = 0
         if not (done or full):
             workflow_id = activity.info().workflow_id
 
@@ -93,10 +95,14 @@ class ETLActivities(contracts.BatchActivities):
                 metrics.batch_extracted(len(records), after.counts.rejected - before.counts.rejected)
                 return after
 
-            pages = strategy.pages(query, state.cursor, self.settings)
-            state, done = unit.run(pages, state, commit, lambda s: s.counts.extracted >= inp.batch_size)
+            with source_archive(self.settings, self.db, inp.archive, inp.query_type, inp.strategy, inp.args,
+                                state.cursor) as reading:
+                pages = strategy.pages(query, state.cursor, self.settings)
+                state, done = unit.run(pages, state, commit,
+                                       reading.enough(lambda s: s.counts.extracted >= inp.batch_size))
+            from_archive = reading.answered
         activity.logger.info("extracted %d records into %s (done=%s)", state.counts.extracted, inp.batch_key, done)
-        return ExtractBatchResult(inp.batch_key, state.counts, state.staged, state.cursor, done)
+        return ExtractBatchResult(inp.batch_key, state.counts, state.staged, state.cursor, done, from_archive)
 
     @activity.defn
     @classified_errors
@@ -144,7 +150,7 @@ class ETLActivities(contracts.BatchActivities):
     @classified_errors
     def split_extract(self, inp: SplitInput) -> SplitResult:
         """Disjoint parts of the query for parallel extraction (the query itself when it cannot split)."""
-        return split(inp)
+        return split_through_archive(self.settings, self.db, inp)
 
     @activity.defn
     @classified_errors

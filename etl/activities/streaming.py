@@ -18,10 +18,11 @@ from typing import Any
 from temporalio import activity
 
 from etl import metrics
+from etl.activities.archive import source_archive, split_through_archive
 from etl.activities.backpressure import MemoryGuard
 from etl.activities.classify import classified_errors
 from etl.activities.pages import PageLoop
-from etl.activities.query import check_load_mode, resolve, split
+from etl.activities.query import check_load_mode, resolve
 from etl.core.extract import Page
 from etl.core.models import transform
 from etl.core.settings import Settings
@@ -58,7 +59,7 @@ class StreamingActivities(contracts.StreamingActivities):
     @classified_errors
     def split_query(self, inp: SplitInput) -> SplitResult:
         """Disjoint sub-queries for parallel chunks (the whole query when the source cannot split)."""
-        return split(inp)
+        return split_through_archive(self.settings, self.db, inp)
 
     @activity.defn
     @classified_errors
@@ -97,9 +98,12 @@ class StreamingActivities(contracts.StreamingActivities):
                 after.held_note = f"{self.identity} paused {held:.1f}s: RSS above MEMORY_LIMIT_MIB={self.guard.limit_mib}"
             return after
 
-        pages = strategy.pages(query, chunk.cursor, self.settings)
         enough = (lambda c: c.pages - calls_pages >= inp.max_pages) if inp.max_pages else (lambda c: False)
-        chunk, done = unit.run(pages, chunk, commit, enough)
+        with source_archive(self.settings, self.db, inp.archive, inp.query_type, inp.strategy, chunk.args,
+                            chunk.cursor) as reading:
+            pages = strategy.pages(query, chunk.cursor, self.settings)
+            chunk, done = unit.run(pages, chunk, commit, reading.enough(enough))
+        chunk.from_archive += reading.answered
         chunk.done = done
         metrics.CHUNK_CALLS.inc()
         chunk.peak_rss_mib = max(chunk.peak_rss_mib, self.guard.peak_mib)

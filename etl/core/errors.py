@@ -8,6 +8,7 @@
     ├── QueryError             a query argument is missing or malformed (names the field)
     ├── FlowFileError          a flow file (run_queue.py) cannot be read, or one of its flows is invalid
     ├── SourceError            the source refused us; retrying cannot fix it (401, 404, no such member)
+    │   └── ArchiveMiss        a replay met a request the source archive holds no answer to
     ├── SourceUnavailable      the source is down or rate-limited for now; the activity retries
     ├── StackError             the embedded stack cannot start (a port taken, a binary missing)
     └── DeployError            a Worker Deployment operation cannot be done (no such version, refused)
@@ -126,6 +127,14 @@ class SourceError(EtlError):
 
     def __init__(self, message: str, *, status: int | None = None):
         self.status = status
+        super().__init__(message)
+
+
+class ArchiveMiss(SourceError):
+    """A replay asked for an answer the source archive does not hold; asking again cannot help."""
+
+    def __init__(self, message: str, *, request: str = ""):
+        self.request = request
         super().__init__(message)
 
 

@@ -37,7 +37,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 #: What `etl.store.schema.Tables` appends to EVENTS_TABLE for its companion tables and indexes. A
 #: name ending in one of them could be another deployment's companion (`events_rejects`).
 COMPANION_SUFFIXES = ("_rejects", "_raw_pages", "_staged", "_staged_bk", "_staged_batches", "_loads", "_cursors",
-                      "_ledger", "_history", "_history_at")
+                      "_ledger", "_history", "_history_at", "_archive", "_archive_fetched")
 
 
 def validate_identifier(variable: str, value: str) -> str:
@@ -112,6 +112,10 @@ class Settings:
     removed whatever Temporal says (a flow whose history is gone, another namespace's leftovers)."""
     staging_sweep_s: float = 60.0
     """How often each worker sweeps staging left by ended flows (and updates `etl_staging_bytes`)."""
+    source_archive: bool = False
+    """Every flow on these workers archives what it reads from its source (as `--archive` does for one)."""
+    archive_retention_days: int = 90
+    """Archived answers older than this are swept (0 keeps them)."""
     worker_deployment_name: str = "etl"
     """The Worker Deployment every worker of this fleet is a version of (see etl/runtime/versioning.py)."""
     worker_build_id: str | None = None
@@ -260,6 +264,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         activity_stall_s=_seconds(env, "ACTIVITY_STALL_S", 600.0),
         staging_retention_s=_seconds(env, "STAGING_RETENTION_S", 21_600.0),
         staging_sweep_s=_seconds(env, "STAGING_SWEEP_S", 60.0),
+        source_archive=_bool(env, "SOURCE_ARCHIVE", False),
+        archive_retention_days=_int(env, "ARCHIVE_RETENTION_DAYS", 90, maximum=36_500),
         worker_deployment_name=_name(env, "WORKER_DEPLOYMENT_NAME", "etl", DEPLOYMENT_NAME_PATTERN,
                                      "letters, digits, '-' or '_' (no '.'), at most 64 characters"),
         worker_build_id=_name(env, "WORKER_BUILD_ID", None, BUILD_ID_PATTERN,
@@ -313,6 +319,8 @@ FRAMEWORK_VARIABLES: dict[str, tuple[str, str, bool]] = {
     "ACTIVITY_STALL_S": ("600", "an activity without progress this long stops heartbeating (retried elsewhere)", False),
     "STAGING_RETENTION_S": ("21600", "staging older than this is swept even if its flow cannot be found", False),
     "STAGING_SWEEP_S": ("60", "how often each worker sweeps staging of ended flows", False),
+    "SOURCE_ARCHIVE": ("off", "on: every flow these workers run archives its source's answers", False),
+    "ARCHIVE_RETENTION_DAYS": ("90", "archived answers older than this are swept; 0 keeps them", False),
     "WORKER_DEPLOYMENT_NAME": ("etl", "the Worker Deployment workers are versions of", False),
     "WORKER_BUILD_ID": ("", "this worker's version; default: package version + hash of the code", False),
     "HEALTH_PORT": ("0", "/healthz and /metrics; 0 turns them off", False),

@@ -9,6 +9,8 @@
     events.py     Events: an event record's fields named once and checked; mapped: one bad record, one reject
     window.py     WindowQuery: `since < until` and `contains(at)` from a query's window_fields
     idle.py       Idle: a few costly clients kept between extract calls
+    archive.py    through_archive: a client's requests recorded into, or answered from, the source archive
+                  (archive_transport.py: SourceClient's httpx transport does it for every kit source)
     loopback.py   LoopbackServer: the one small HTTP server of the project (fixtures, codec server)
     fixture.py    FixtureServer: a source's routes and data served offline, with paging (fixture_paging.py),
                   token checks and injected faults (5xx, 429, rate limits, stalls, dropped connections)

@@ -17,6 +17,8 @@
   for the reset instead of collecting a refusal first.
 - 400, 401, 403 (not a rate limit), 404 and any other 4xx raise `SourceError`, non-retryable,
   with the status, the URL (secrets removed) and what to fix.
+- Through the source archive (`etl.kit.archive`) when the flow archives or replays: its transport
+  records each answer, or gives it from the archive without opening a connection.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import httpx
 
 from etl.core.errors import SourceError, SourceUnavailable
 from etl.kit.answers import rate_limit_wait, redact, refusal, reset_in, retry_after, transient, warn_short_secrets
+from etl.kit.archive_transport import ArchiveTransport
 from etl.kit.paginate import LinkHeader, Paginator, pick
 from etl.kit.retry import MAX_WAIT, RETRIES, retrying
 
@@ -53,7 +56,7 @@ class SourceClient:
         self._quota_reset: float | None = None
         sent = {"User-Agent": "temporal-etl-fleet", **(headers or {}), **(auth.headers() if auth else {})}
         self._http = httpx.Client(headers=sent, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                                  follow_redirects=False)
+                                  follow_redirects=False, transport=ArchiveTransport(self._secrets))
 
     def __enter__(self) -> "SourceClient":
         return self

@@ -38,3 +38,8 @@ class Idle(Generic[T]):
         with self._lock:
             self._idle.append((key, client))
             del self._idle[:-self.keep]
+
+    def clear(self) -> None:
+        """Drop every idle client (a test that must see the next extract call log in afresh)."""
+        with self._lock:
+            self._idle.clear()

@@ -1,11 +1,13 @@
 """Flow files: a list of flows in JSON or YAML, read and validated before any flow starts.
 
 A flow file is JSON or YAML: a list of flows, each `{strategy, args}` and optionally
-`streaming: true`:
+`streaming: true`, `archive: true` (keep the source's answers in the archive) or `replay: true`
+with an optional `as_of` (read the archive instead of the source):
 
     - strategy: launchpad-bugs
       args: {member: alice, data_date_start: 2024-01-01, data_date_end: 2024-02-01}
     - {strategy: synthetic-events, args: {count: 1000, seed: 7}, streaming: true}
+    - {strategy: github-issues, args: {...}, replay: true, as_of: 2024-06-01}
 
 Every flow is planned (`etl.launch.plan_flow`) before any starts, so one bad entry stops the
 launch with an error naming its position. Ids are deterministic, and `run_flows` asks Temporal
@@ -27,7 +29,7 @@ from etl.core.settings import Settings
 from etl.launch.plan import FlowPlan, plan_flow
 from etl.workflows.flow_io import LOAD_MODES
 
-_ITEM_KEYS = {"strategy", "args", "streaming", "load_mode"}
+_ITEM_KEYS = {"strategy", "args", "streaming", "load_mode", "archive", "replay", "as_of"}
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -50,6 +52,10 @@ class FlowSpec:
     streaming: bool | None = None
     load_mode: str | None = None
     """None: the launcher's (`--load-mode`, default insert)."""
+    archive: bool = False
+    replay: bool = False
+    as_of: str | None = None
+    """Checked when the flow is planned (`etl.launch.plan.archive_options`), with its position named."""
 
 
 def all_at_once(path, problems: list[FlowFileError]) -> FlowFileError:
@@ -107,7 +113,8 @@ def _spec(path: Path, index: int, item: Any) -> FlowSpec:
     if load_mode is not None and load_mode not in LOAD_MODES:
         raise FlowFileError(path, f"`load_mode` must be one of {', '.join(LOAD_MODES)}, got {shown(load_mode)}", index,
                             strategy=named)
-    return FlowSpec(strategy, args, streaming, load_mode)
+    return FlowSpec(strategy, args, streaming, load_mode, item.get("archive", False), item.get("replay", False),
+                    item.get("as_of"))
 
 
 def plan_all(settings: Settings, specs: Iterable[FlowSpec], *, streaming: bool = False,
@@ -121,7 +128,8 @@ def plan_all(settings: Settings, specs: Iterable[FlowSpec], *, streaming: bool =
         try:
             plan = plan_flow(settings, spec.strategy, spec.args, task_queue=task_queue,
                              streaming=spec.streaming if spec.streaming is not None else streaming,
-                             load_mode=spec.load_mode or load_mode)
+                             load_mode=spec.load_mode or load_mode,
+                             archive=spec.archive, replay=spec.replay, as_of=spec.as_of)
         except EtlError as exc:
             problems.append(FlowFileError(source, str(exc), i, strategy=spec.strategy))
             continue

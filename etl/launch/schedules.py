@@ -91,9 +91,9 @@ def _window_of(strategy: str, override: tuple[str, str] | None) -> tuple[str, st
 
 def scheduled_child(settings: Settings, strategy: str, args: dict, *, since: datetime, streaming: bool,
                     task_queue: str | None, window_args: tuple[str, str] | None = None,
-                    load_mode: str = "insert") -> ChildFlow:
+                    load_mode: str = "insert", **archive: typing.Any) -> ChildFlow:
     """Validate one flow (its window filled with a sample window from `since`) as a scheduled child,
-    stored without that sample window."""
+    stored without that sample window. `archive`: `archive`, `replay`, `as_of` (see `plan_flow`)."""
     window = _window_of(strategy, window_args)
     sample = dict(args)
     if window:
@@ -106,7 +106,8 @@ def scheduled_child(settings: Settings, strategy: str, args: dict, *, since: dat
         end = since + timedelta(days=1)
         sample[start_arg] = since.date().isoformat() if granularity == "date" else since.isoformat()
         sample[end_arg] = end.date().isoformat() if granularity == "date" else end.isoformat()
-    plan = plan_flow(settings, strategy, sample, streaming=streaming, task_queue=task_queue, load_mode=load_mode)
+    plan = plan_flow(settings, strategy, sample, streaming=streaming, task_queue=task_queue, load_mode=load_mode,
+                     **archive)
     child = child_of(plan)
     if window:
         child = without_window(child, window[0], window[1])
@@ -183,10 +184,11 @@ def draft_schedule(settings: Settings, schedule_id: str, specs: list, *, cron: s
                    interval: str | None = None, since: str | None = None, window_args: str | None = None,
                    overlap: str = "skip", streaming: bool = False, concurrency: int = 8,
                    task_queue: str | None = None, paused: bool = False, note: str | None = None,
-                   source: str | None = None, load_mode: str = "insert") -> ScheduleDraft:
+                   source: str | None = None, load_mode: str = "insert", archive: bool = False) -> ScheduleDraft:
     """Validate everything a schedule needs (each flow planned with a sample window) before any call
     to Temporal; `ConfigError`, `QueryError` or `UnknownNameError` name the bad value. With `source`
-    (the flow file `specs` came from), every bad flow is named at once in a `FlowFileError`."""
+    (the flow file `specs` came from), every bad flow is named at once in a `FlowFileError`. `archive`:
+    every run of every flow keeps its source's answers in the archive (as a flow's `archive: true` does)."""
     if not schedule_id or any(ch.isspace() for ch in schedule_id):
         raise ConfigError("ID", schedule_id, "a schedule name without spaces, e.g. lp-team-daily")
     if concurrency < 1:
@@ -208,7 +210,8 @@ def draft_schedule(settings: Settings, schedule_id: str, specs: list, *, cron: s
         try:
             children.append(scheduled_child(settings, s.strategy, s.args, since=start, task_queue=task_queue,
                                             streaming=s.streaming if s.streaming is not None else streaming,
-                                            window_args=pair, load_mode=s.load_mode or load_mode))
+                                            window_args=pair, load_mode=s.load_mode or load_mode,
+                                            archive=archive or s.archive, replay=s.replay, as_of=s.as_of))
         except EtlError as exc:
             if source is None:  # one flow from the command line: its error names the argument
                 raise

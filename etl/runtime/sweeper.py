@@ -6,7 +6,8 @@ flows that have rows in staging, asks Temporal about each run, and removes the s
 are closed (a run that continued as new counts as open while its chain runs). Rows older than
 `STAGING_RETENTION_S` go whatever Temporal says (a history already deleted, another namespace's
 flow). Each sweep updates `etl_staging_bytes` and counts what it removed in
-`etl_staging_rows_swept_total`. Removing is idempotent, so workers sweeping at once do no harm.
+`etl_staging_rows_swept_total`; it also removes archived source answers older than
+ARCHIVE_RETENTION_DAYS and updates `etl_archive_bytes`. Removing is idempotent, so workers sweeping at once do no harm.
 
 A sweep holds its events table's schema lock shared (`SweepGuard`), so it never runs beside the
 schema step of a worker starting against tables that need migrating: that step waits for the
@@ -24,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from etl import metrics
 from etl.core.settings import Settings
+from etl.store.archive import Archive
 from etl.store.db import Database
 from etl.store.schema import SCHEMA_LOCK_KEY
 from etl.store.staging import Staging
@@ -119,6 +121,16 @@ async def guarded_sweep(client: Client, staging: Staging, guard: SweepGuard, ret
         await asyncio.to_thread(guard.release)
 
 
+async def sweep_archive(archive: Archive, retention_days: int) -> int:
+    """Remove archived answers past ARCHIVE_RETENTION_DAYS, and measure the archive for /metrics."""
+    removed = await asyncio.to_thread(archive.sweep, retention_days)
+    metrics.ARCHIVE_SWEPT.inc(removed)
+    metrics.ARCHIVE_BYTES.set(await asyncio.to_thread(archive.size_bytes))
+    if removed:
+        log.info("archive sweep: %d answers older than %d days removed", removed, retention_days)
+    return removed
+
+
 async def sweep_forever(client: Client, settings: Settings) -> None:
     """Sweep every `STAGING_SWEEP_S` until cancelled; a failed sweep is logged and tried again."""
     staging = Staging(Database.get(settings))
@@ -128,6 +140,7 @@ async def sweep_forever(client: Client, settings: Settings) -> None:
         while True:
             try:
                 removed = await guarded_sweep(client, staging, guard, settings.staging_retention_s)
+                await sweep_archive(Archive(staging.db), settings.archive_retention_days)
                 if first and removed is not None:
                     first = False
                     log.info("staging of %s: first sweep done, the next every %gs", settings.events_table,

@@ -11,6 +11,7 @@
                       in the page's own transaction (and a done marker after the last page)
     events_ledger     append-only: one row per committed page or load (records, rows inserted, workflow,
                       attempt); what the rework and doubling figures are measured from
+    events_archive    the source archive: answers flows read from their sources (`etl.store.archive`)
 
 `events` also carries provenance: `loaded_by` (the loading workflow id) and `loaded_at`.
 
@@ -113,6 +114,10 @@ class Tables:
         return self._id("_history")
 
     @property
+    def archive(self) -> sql.Identifier:
+        return self._id("_archive")
+
+    @property
     def staging_tables(self) -> tuple[sql.Identifier, ...]:
         """What a flow leaves while it runs and must not leave when it ends."""
         return (self.raw, self.staged_batches, self.cursors)
@@ -207,6 +212,25 @@ class Tables:
                 "valid_to TIMESTAMPTZ NOT NULL, replaced_by TEXT)").format(history=self.history)),
             (self._id("_history_at"), f("CREATE INDEX IF NOT EXISTS {idx} ON {history} (event_id, valid_to)").format(
                 idx=self._id("_history_at"), history=self.history)),
+            (self.archive, f(
+                """CREATE TABLE IF NOT EXISTS {archive} (
+                    id BIGSERIAL PRIMARY KEY,
+                    source TEXT NOT NULL,
+                    strategy TEXT NOT NULL,
+                    workflow_id TEXT NOT NULL,
+                    method TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    accept TEXT NOT NULL,
+                    status INTEGER NOT NULL,
+                    headers JSONB NOT NULL,
+                    body BYTEA NOT NULL,
+                    body_bytes INTEGER NOT NULL,
+                    fetched_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                    UNIQUE (source, method, target, accept, workflow_id))"""
+            ).format(archive=self.archive)),
+            # The retention sweep deletes by age.
+            (self._id("_archive_fetched"), f("CREATE INDEX IF NOT EXISTS {i} ON {archive} (fetched_at)").format(
+                i=self._id("_archive_fetched"), archive=self.archive)),
         ]
 
     def migrations(self) -> list[Migration]:

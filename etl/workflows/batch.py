@@ -125,12 +125,13 @@ class ETLFlow:
 
     async def _split(self, inp: ETLFlowInput) -> list[Part]:
         """The query's disjoint parts (one, the query itself, when it cannot or need not split)."""
-        if inp.partitions <= 1:
+        if inp.partitions <= 1 and not (inp.archive or inp.replay):  # the archive keeps (or gives) the split
             return [Part(index=0, args=inp.args)]
         self._stage = f"splitting the query into up to {inp.partitions} parts"
         self._details()
         split = await workflow.execute_activity_method(
-            BatchActivities.split_extract, SplitInput(inp.query_type, inp.extract_strategy, inp.args, inp.partitions),
+            BatchActivities.split_extract, SplitInput(inp.query_type, inp.extract_strategy, inp.args, inp.partitions,
+                                                      inp.archive_use()),
             start_to_close_timeout=timedelta(minutes=5), retry_policy=ACTIVITY_RETRY,
             summary=f"split into up to {inp.partitions} parts")
         self._meter.step()
@@ -157,6 +158,7 @@ class ETLFlow:
                 self._release()
                 raise
             part.cursor, part.done = extracted.next_cursor, extracted.done
+            part.from_archive += extracted.from_archive
             self._count(part, extracted.counts)
             if extracted.staged or extracted.counts.extracted:
                 batch = asyncio.create_task(self._transform_and_load(inp, part, number, start, extracted))
@@ -186,7 +188,7 @@ class ETLFlow:
             return await workflow.execute_activity_method(
                 BatchActivities.extract_batch,
                 ExtractBatchInput(self._state.flow_key, key, inp.query_type, inp.extract_strategy, args, cursor,
-                                  inp.batch_size),
+                                  inp.batch_size, inp.archive_use()),
                 start_to_close_timeout=timedelta(hours=2), heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
                 retry_policy=ACTIVITY_RETRY, cancellation_type=_CANCEL,
                 summary=f"extract batch {number} (up to {inp.batch_size:,} records)")
@@ -224,6 +226,7 @@ class ETLFlow:
                     key = f"{first_key}r{again + 1}"  # a fresh key, so a fresh resume point
                     redo = await self._extract(inp, key, number, part.args, start)
                     self._count(part, redo.counts.minus(extracted.counts))  # the new counts replace the first
+                    part.from_archive += redo.from_archive
                     extracted = redo
                     continue
                 self._count(part, Counts(rejected=transformed.rejected, loaded=loaded.inserted,

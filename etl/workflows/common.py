@@ -111,7 +111,8 @@ def summary_of(strategy: str, state: FlowState) -> FlowSummary:
     return FlowSummary(
         **_counts(state.counts), workflow_id=workflow.info().workflow_id, strategy=strategy,
         batches=state.batches, duration_s=round((workflow.now() - started).total_seconds(), 3), runs=state.runs,
-        backpressure_s=round(sum(c.held_s for c in state.chunks), 3))
+        backpressure_s=round(sum(c.held_s for c in state.chunks), 3),
+        from_archive=sum(p.from_archive for p in state.chunks or state.parts))
 
 
 def _counts(counts: Counts) -> dict[str, int]:

@@ -57,6 +57,8 @@ class Part:
     """Read to its last page."""
     pages: int = 0
     counts: Counts = field(default_factory=Counts)
+    from_archive: int = 0
+    """Answers the part's reads took from the source archive (a replay)."""
 
 
 @dataclass
@@ -129,6 +131,24 @@ class ETLFlowInput:
     """Set by the flow itself when it continues as new."""
     expected: int | None = None
     """How many records the query will read, when it says in advance (progress bars)."""
+    archive: bool = False
+    """Keep every answer the source gives in the source archive (workers with SOURCE_ARCHIVE=on always do)."""
+    replay: bool = False
+    """Read the source archive instead of the source: no connection to the source is opened."""
+    as_of: str | None = None
+    """A replay's point in time (ISO 8601): the newest answers archived at or before it."""
+
+    def archive_use(self) -> "ArchiveUse":
+        return ArchiveUse(self.archive, self.replay, self.as_of)
+
+
+@dataclass
+class ArchiveUse:
+    """How an activity reads the flow's source: live, live and archived, or replayed from the archive."""
+
+    archive: bool = False
+    replay: bool = False
+    as_of: str | None = None
 
 
 @dataclass
@@ -143,6 +163,8 @@ class FlowSummary(Counts):
     status: str = "completed"
     backpressure_s: float = 0.0
     """Seconds chunks spent paused because a worker's memory was over its limit."""
+    from_archive: int = 0
+    """Answers read from the source archive instead of the source (a replay)."""
 
 
 @dataclass
@@ -178,6 +200,7 @@ class ExtractBatchInput:
     args: dict[str, Any]
     cursor: str | None
     batch_size: int
+    archive: ArchiveUse = field(default_factory=ArchiveUse)
 
 
 @dataclass
@@ -189,6 +212,8 @@ class ExtractBatchResult:
     """Records staged for transform."""
     next_cursor: str | None
     done: bool
+    from_archive: int = 0
+    """Answers read from the source archive (a replay)."""
 
 
 @dataclass
@@ -224,6 +249,9 @@ class SplitInput:
     strategy: str
     args: dict[str, Any]
     parts: int
+    archive: ArchiveUse = field(default_factory=ArchiveUse)
+    """Archiving, the split is kept with the answers; replaying, the archived split is used (the
+    same parts read the same requests), or the query whole when none was kept."""
 
 
 @dataclass
@@ -242,3 +270,4 @@ class ChunkInput:
     max_pages: int = 0
     """Stop after this many pages (0: run to the end) so one activity stays short."""
     load_mode: str = "insert"
+    archive: ArchiveUse = field(default_factory=ArchiveUse)

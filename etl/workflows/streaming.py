@@ -95,7 +95,7 @@ class StreamingETLFlow:
         self._stage = "splitting the query into chunks"
         parts = inp.chunk_count or max(1, inp.chunks_in_flight) * 2
         split = await workflow.execute_activity_method(
-            StreamingActivities.split_query, SplitInput(inp.query_type, inp.extract_strategy, inp.args, parts),
+            StreamingActivities.split_query, SplitInput(inp.query_type, inp.extract_strategy, inp.args, parts, inp.archive_use()),
             start_to_close_timeout=timedelta(minutes=5), retry_policy=ACTIVITY_RETRY,
             summary=f"split into up to {parts} chunks")
         self._meter.step()
@@ -132,7 +132,7 @@ class StreamingETLFlow:
             result = await workflow.execute_activity_method(
                 StreamingActivities.process_chunk,
                 ChunkInput(state.flow_key, inp.query_type, inp.extract_strategy, chunk, inp.pages_per_call,
-                           inp.load_mode),
+                           load_mode=inp.load_mode, archive=inp.archive_use()),
                 start_to_close_timeout=timedelta(hours=2), heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
                 retry_policy=ACTIVITY_RETRY, cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 summary=f"chunk {chunk.index}: {chunk.pages} pages done, up to {inp.pages_per_call} more")

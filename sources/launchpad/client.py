@@ -26,10 +26,12 @@ from etl.core.extract import Page
 from etl.core.settings import Settings
 from etl.core.times import read_time
 from etl.kit.answers import retry_after, transient
+from etl.kit.archive import in_use
 from etl.kit.events import Events
 from etl.kit.idle import Idle
 from etl.kit.retry import retrying as kit_retrying
 from etl.kit.walk import Batch, Item, Listing, walk
+from sources.launchpad.archive import ArchivedLaunchpad
 from sources.launchpad.query import LaunchpadQuery
 from sources.launchpad.settings import LaunchpadSettings
 
@@ -93,7 +95,7 @@ def login(query: LaunchpadQuery, settings: Settings) -> Launchpad:
     home = Path(lp_settings.cache_dir or settings.state_dir / "launchpadlib")
     with refusals(f"the web service {root}{version}/"):
         if not lp_settings.credentials_file:
-            return Launchpad.login_anonymously(app, service_root=root, launchpadlib_dir=str(home),
+            return ArchivedLaunchpad.login_anonymously(app, service_root=root, launchpadlib_dir=str(home),
                                                timeout=timeout, version=version)
         try:
             credentials = Credentials.load_from_path(lp_settings.credentials_file)
@@ -103,7 +105,7 @@ def login(query: LaunchpadQuery, settings: Settings) -> Launchpad:
         cache = home / (root.split("://", 1)[-1].split("/", 1)[0].replace(":", "_")) / "cache"
         cache.mkdir(parents=True, exist_ok=True)
         # No authorization engine: a worker cannot open a browser, so a bad token fails (401).
-        return Launchpad(credentials, None, None, service_root=root, cache=str(cache), timeout=timeout,
+        return ArchivedLaunchpad(credentials, None, None, service_root=root, cache=str(cache), timeout=timeout,
                          version=version)
 
 
@@ -136,7 +138,10 @@ class Client:
     def __init__(self, query: LaunchpadQuery, settings: Settings):
         self.key = _login_key(query, settings)
         self.base = f"{self.key[0]}{self.key[1]}/"
-        self.lp = IDLE.take(self.key) or login(query, settings)
+        # Recording into the archive, a fresh login: its WADL and service root go into the archive too,
+        # so a replay can log in from it.
+        archive = in_use()
+        self.lp = (None if archive and not archive.replay else IDLE.take(self.key)) or login(query, settings)
 
     def __enter__(self) -> Launchpad:
         return self.lp
