@@ -13,6 +13,7 @@ from typing import Any
 from temporalio import activity
 
 from etl import metrics
+from etl.activities.budgets import SourceBudgets
 from etl.activities.classify import classified_errors
 from etl.activities.pages import Heartbeater, PageLoop
 from etl.activities.query import resolve, split
@@ -59,6 +60,7 @@ class ETLActivities(contracts.BatchActivities):
         self.staging = Staging(db)
         self.checkpoints = Checkpoints(db)
         self.rejects = Rejects(db)
+        self.budgets = SourceBudgets(settings, db)
 
     @activity.defn
     @classified_errors
@@ -93,7 +95,7 @@ class ETLActivities(contracts.BatchActivities):
                 metrics.batch_extracted(len(records), after.counts.rejected - before.counts.rejected)
                 return after
 
-            pages = strategy.pages(query, state.cursor, self.settings)
+            pages = self.budgets.around(strategy.pages(query, state.cursor, self.settings), unit)
             state, done = unit.run(pages, state, commit, lambda s: s.counts.extracted >= inp.batch_size)
         activity.logger.info("extracted %d records into %s (done=%s)", state.counts.extracted, inp.batch_key, done)
         return ExtractBatchResult(inp.batch_key, state.counts, state.staged, state.cursor, done)

@@ -19,6 +19,7 @@ from temporalio import activity
 
 from etl import metrics
 from etl.activities.backpressure import MemoryGuard
+from etl.activities.budgets import SourceBudgets
 from etl.activities.classify import classified_errors
 from etl.activities.pages import PageLoop
 from etl.activities.query import resolve, split
@@ -53,6 +54,7 @@ class StreamingActivities(contracts.StreamingActivities):
         self.checkpoints = Checkpoints(db)
         self.events = Events(db)
         self.rejects = Rejects(db)
+        self.budgets = SourceBudgets(settings, db)
 
     @activity.defn
     @classified_errors
@@ -94,7 +96,7 @@ class StreamingActivities(contracts.StreamingActivities):
                 after.held_note = f"{self.identity} paused {held:.1f}s: RSS above MEMORY_LIMIT_MIB={self.guard.limit_mib}"
             return after
 
-        pages = strategy.pages(query, chunk.cursor, self.settings)
+        pages = self.budgets.around(strategy.pages(query, chunk.cursor, self.settings), unit)
         enough = (lambda c: c.pages - calls_pages >= inp.max_pages) if inp.max_pages else (lambda c: False)
         chunk, done = unit.run(pages, chunk, commit, enough)
         chunk.done = done

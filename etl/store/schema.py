@@ -11,6 +11,8 @@
                       in the page's own transaction (and a done marker after the last page)
     events_ledger     append-only: one row per committed page or load (records, rows inserted, workflow,
                       attempt); what the rework and doubling figures are measured from
+    events_budgets    each source's rate budget, shared by the fleet: a row per source and credential
+                      hash (`etl.store.budgets`)
 
 `events` also carries provenance: `loaded_by` (the loading workflow id) and `loaded_at`.
 
@@ -109,6 +111,10 @@ class Tables:
         return self._id("_ledger")
 
     @property
+    def budgets(self) -> sql.Identifier:
+        return self._id("_budgets")
+
+    @property
     def staging_tables(self) -> tuple[sql.Identifier, ...]:
         """What a flow leaves while it runs and must not leave when it ends."""
         return (self.raw, self.staged_batches, self.cursors)
@@ -194,6 +200,17 @@ class Tables:
                     attempt INTEGER,
                     at TIMESTAMPTZ NOT NULL DEFAULT now())"""
             ).format(ledger=self.ledger)),
+            (self.budgets, f(
+                """CREATE TABLE IF NOT EXISTS {budgets} (
+                    budget_key TEXT PRIMARY KEY,
+                    source TEXT NOT NULL,
+                    slots JSONB NOT NULL DEFAULT '{{}}',
+                    leases JSONB NOT NULL DEFAULT '{{}}',
+                    spent_until TIMESTAMPTZ,
+                    sent BIGINT NOT NULL DEFAULT 0,
+                    refused BIGINT NOT NULL DEFAULT 0,
+                    updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+            ).format(budgets=self.budgets)),
         ]
 
     def migrations(self) -> list[Migration]:
