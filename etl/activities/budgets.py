@@ -55,7 +55,7 @@ class ActivityBudget:
     """The `etl.kit.budget.Budget` of one activity: the fleet's store (None: grant every turn), the
     metrics, and the heartbeat's word on waiting."""
 
-    def __init__(self, store: FleetBudgets | None, unit: PageLoop):
+    def __init__(self, store: FleetBudgets | None, unit: PageLoop | None = None):
         self.store = store
         self.unit = unit
         self._said = False
@@ -74,12 +74,12 @@ class ActivityBudget:
             self.store.give_back(key, grant)
 
     def spent(self, key: BudgetKey, seconds: float, status: int) -> None:
-        if status >= 400:
-            metrics.SOURCE_RATE_LIMITED.labels(source=key.source).inc()
         if self.store:
             self.store.spent(key, seconds, status)
-            log.warning("%s answered %d: its budget is spent for %.0f s; every worker of the fleet waits for it",
-                        key.source, status, seconds)
+            log.warning("%s says its budget is spent for %.0f s (HTTP %d): every worker of the fleet waits for the "
+                        "reset", key.source, seconds, status)
+        if status >= 400:
+            metrics.SOURCE_RATE_LIMITED.labels(source=key.source).inc()
 
     def waiting(self, key: BudgetKey, seconds: float, why: str) -> None:
         metrics.SOURCE_BUDGET_WAIT.labels(source=key.source).inc(seconds)
@@ -88,5 +88,5 @@ class ActivityBudget:
         self._note(f"waiting on {key.source}'s budget, shared by the fleet ({why_text(why)}), until {until} UTC")
 
     def _note(self, text: str | None) -> None:
-        if self.unit.heartbeat is not None:
+        if self.unit is not None and self.unit.heartbeat is not None:
             self.unit.heartbeat.waiting(text)
