@@ -143,3 +143,41 @@ def test_a_wait_longer_than_the_client_waits_goes_to_temporal_with_its_delay(db)
         assert len(gh.requests) == 1  # the second request was never sent
     assert "Acme's budget, shared by the fleet, is used up at its declared rate for" in str(raised.value)
     assert raised.value.retry_after_s > 3000
+
+
+def _budget_rows(db) -> list[tuple]:
+    def read(cur):
+        cur.execute(sql.SQL("SELECT source, sent, refused, extract(epoch FROM spent_until - clock_timestamp()) "
+                            "FROM {} ORDER BY source").format(db.tables.budgets))
+        return cur.fetchall()
+    return db.run(read)
+
+
+def test_launchpad_requests_draw_from_the_budget_and_its_429_stops_the_fleet(db, tmp_path):
+    """Every request launchpadlib sends after login is a turn of the fleet's budget for Launchpad;
+    a 429 with Retry-After is recorded for the fleet, and another worker does not send before it."""
+    from etl.core.errors import SourceUnavailable
+    from sources.launchpad.fixture import FixtureService
+    from sources.launchpad.fixture.server import Faults
+    from tests.sources.test_launchpad import pages
+
+    store = FleetBudgets(db)
+    with FixtureService(seed=0) as lp:
+        settings = settings_from_env({"LP_WEB_ROOT": lp.root, "LP_CACHE_DIR": str(tmp_path / "lp"),
+                                      "LP_RATE_LIMIT": "100000/min", "LP_MAX_CONCURRENT": "2"})
+        with using(ActivityBudget(store)):
+            got = pages("launchpad-bugs", "alice", settings)
+        [(source, sent, refused, spent_for)] = _budget_rows(db)
+        assert source == "Launchpad" and refused == 0 and spent_for is None and got
+        logging_in = lp.stats["requests"] - sent
+        assert sent > 10 and 0 < logging_in <= 3, (sent, lp.stats)  # all but login (the service root, its WADL)
+
+        lp.faults = Faults(rate=1.0, statuses=(429,), retry_after=30)
+        for worker in ("first", "second"):
+            with using(ActivityBudget(store)), pytest.raises(SourceUnavailable) as raised:
+                pages("launchpad-bugs", "alice", settings)
+            assert raised.value.retry_after_s > 25, worker
+        assert lp.stats["fault_429"] == 1  # the second worker waited for the reset instead of asking
+        assert "Launchpad's budget, shared by the fleet, is spent" in str(raised.value)
+    [(_, _, refused, spent_for)] = _budget_rows(db)
+    assert refused == 1 and 25 < spent_for <= 30.5
