@@ -43,6 +43,12 @@ ACTIVITIES_STARTED = _counter("etl_activities_started_total", "Activity attempts
 ACTIVITIES_COMPLETED = _counter("etl_activities_completed_total", "Activity attempts that returned.", ("activity",))
 ACTIVITIES_FAILED = _counter("etl_activities_failed_total", "Activity attempts that raised (each retry counts).",
                              ("activity",))
+SOURCE_REQUESTS = _counter("etl_source_requests_total", "Requests sent to a source.", ("source",))
+SOURCE_BUDGET_WAIT = _counter("etl_source_budget_wait_seconds_total",
+                              "Seconds requests waited for their turn in the source's budget, shared by the fleet.",
+                              ("source",))
+SOURCE_RATE_LIMITED = _counter("etl_source_rate_limited_total",
+                               "Answers of a source that said its budget was spent (429, rate-limit 403).", ("source",))
 STAGING_SWEPT = _counter("etl_staging_rows_swept_total", "Staging rows of ended or abandoned flows removed.")
 STAGING_BYTES = Gauge("etl_staging_bytes", "Bytes the staging tables hold, as last measured.", registry=REGISTRY)
 ARCHIVE_BYTES = Gauge("etl_archive_bytes", "Bytes the source archive holds, as last measured.", registry=REGISTRY)

@@ -28,6 +28,7 @@ from etl.core.models import to_event, transform
 from etl.core.query import QueryFactory
 from etl.core.settings import PROJECT_ROOT, Settings, settings_from_env
 from etl.store.page_format import decode_page, encode_page, encode_record
+from etl.store.rejects import reject_json, reject_key
 from etl.store.schema import Tables
 
 ESCAPED_NUL = "\\u0000"  # the six characters backslash-u-0-0-0-0, not a NUL
@@ -87,7 +88,8 @@ def test_a_record_whose_repr_and_json_raise_is_still_a_storable_reject():
 
     events, rejects = transform([Worse(event_id="w", x=Opaque())])
     assert events == [] and len(rejects) == 1
-    json.dumps(rejects[0][0])
+    stored = json.loads(reject_json(rejects[0][0]))  # what the rejects table records
+    assert stored["type"] == "<Worse>" and len(reject_key("s-x", rejects[0][0])) == 44
 
 
 @pytest.mark.parametrize("value", [Decimal("1.5"), OrderedDict(a=1), Hostile(a=1), type("Own", (), {})(),

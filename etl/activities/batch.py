@@ -14,6 +14,7 @@ from temporalio import activity
 
 from etl import metrics
 from etl.activities.archive import source_archive, split_through_archive
+from etl.activities.budgets import SourceBudgets
 from etl.activities.classify import classified_errors
 from etl.activities.pages import Heartbeater, PageLoop
 from etl.activities.query import check_load_mode, resolve
@@ -60,6 +61,7 @@ class ETLActivities(contracts.BatchActivities):
         self.staging = Staging(db)
         self.checkpoints = Checkpoints(db)
         self.rejects = Rejects(db)
+        self.budgets = SourceBudgets(settings, db)
 
     @activity.defn
     @classified_errors
@@ -97,7 +99,7 @@ class ETLActivities(contracts.BatchActivities):
 
             with source_archive(self.settings, self.db, inp.archive, inp.query_type, inp.strategy, inp.args,
                                 state.cursor) as reading:
-                pages = strategy.pages(query, state.cursor, self.settings)
+                pages = self.budgets.around(strategy.pages(query, state.cursor, self.settings), unit)
                 state, done = unit.run(pages, state, commit,
                                        reading.enough(lambda s: s.counts.extracted >= inp.batch_size))
             from_archive = reading.answered

@@ -105,6 +105,7 @@ class Heartbeater:
         self.interval_s = interval_s or min(MAX_INTERVAL_S, timeout.total_seconds() / 4 if timeout else MAX_INTERVAL_S)
         self.stall_s = stall_s
         self._details: tuple[Any, ...] = ()
+        self._waiting: str | None = None
         self._progress_at = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,6 +117,12 @@ class Heartbeater:
         the activity to stop, it stops here."""
         self._details = details
         activity.heartbeat(*details)
+        self.progressed()
+
+    def waiting(self, why: str | None) -> None:
+        """Say beside the details what the activity waits on (the fleet's budget); None: no more."""
+        self._waiting = why
+        activity.heartbeat(*self._details, *([why] if why else []))
         self.progressed()
 
     def progressed(self) -> None:
@@ -133,7 +140,7 @@ class Heartbeater:
                               "Temporal retries it", activity.info().activity_type, idle, self.stall_s)
                 continue
             self.stalled = False
-            activity.heartbeat(*self._details)
+            activity.heartbeat(*self._details, *([self._waiting] if self._waiting else []))
 
     def __enter__(self) -> "Heartbeater":
         context = contextvars.copy_context()

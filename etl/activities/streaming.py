@@ -20,6 +20,7 @@ from temporalio import activity
 from etl import metrics
 from etl.activities.archive import source_archive, split_through_archive
 from etl.activities.backpressure import MemoryGuard
+from etl.activities.budgets import SourceBudgets
 from etl.activities.classify import classified_errors
 from etl.activities.pages import PageLoop
 from etl.activities.query import check_load_mode, resolve
@@ -54,6 +55,7 @@ class StreamingActivities(contracts.StreamingActivities):
         self.checkpoints = Checkpoints(db)
         self.events = Events(db)
         self.rejects = Rejects(db)
+        self.budgets = SourceBudgets(settings, db)
 
     @activity.defn
     @classified_errors
@@ -101,7 +103,7 @@ class StreamingActivities(contracts.StreamingActivities):
         enough = (lambda c: c.pages - calls_pages >= inp.max_pages) if inp.max_pages else (lambda c: False)
         with source_archive(self.settings, self.db, inp.archive, inp.query_type, inp.strategy, chunk.args,
                             chunk.cursor) as reading:
-            pages = strategy.pages(query, chunk.cursor, self.settings)
+            pages = self.budgets.around(strategy.pages(query, chunk.cursor, self.settings), unit)
             chunk, done = unit.run(pages, chunk, commit, reading.enough(enough))
         chunk.from_archive += reading.answered
         chunk.done = done

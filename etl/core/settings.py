@@ -37,7 +37,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 #: What `etl.store.schema.Tables` appends to EVENTS_TABLE for its companion tables and indexes. A
 #: name ending in one of them could be another deployment's companion (`events_rejects`).
 COMPANION_SUFFIXES = ("_rejects", "_raw_pages", "_staged", "_staged_bk", "_staged_batches", "_loads", "_cursors",
-                      "_ledger", "_history", "_history_at", "_archive", "_archive_fetched")
+                      "_ledger", "_history", "_history_at", "_archive", "_archive_fetched", "_budgets")
 
 
 def validate_identifier(variable: str, value: str) -> str:
@@ -120,6 +120,9 @@ class Settings:
     """The Worker Deployment every worker of this fleet is a version of (see etl/runtime/versioning.py)."""
     worker_build_id: str | None = None
     """This worker's version; by default derived from the code (package version + hash)."""
+    shared_budgets: bool = True
+    """Every worker draws each source's requests from one budget in the events database (see
+    etl/store/budgets.py); false: each client finds the source's limits on its own."""
     health_port: int = 0
     """Worker /healthz and /metrics port; 0 turns the endpoint off."""
     health_host: str = "127.0.0.1"
@@ -270,6 +273,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
                                      "letters, digits, '-' or '_' (no '.'), at most 64 characters"),
         worker_build_id=_name(env, "WORKER_BUILD_ID", None, BUILD_ID_PATTERN,
                               "letters, digits, '.', '-', '_' or '+', at most 64 characters") or None,
+        shared_budgets=_bool(env, "SHARED_BUDGETS", True),
         health_port=_port(env, "HEALTH_PORT", 0),
         health_host=_text(env, "HEALTH_HOST", "127.0.0.1", max_length=255),
         from_date=_date(env, "FROM_DATE"),
@@ -323,6 +327,7 @@ FRAMEWORK_VARIABLES: dict[str, tuple[str, str, bool]] = {
     "ARCHIVE_RETENTION_DAYS": ("90", "archived answers older than this are swept; 0 keeps them", False),
     "WORKER_DEPLOYMENT_NAME": ("etl", "the Worker Deployment workers are versions of", False),
     "WORKER_BUILD_ID": ("", "this worker's version; default: package version + hash of the code", False),
+    "SHARED_BUDGETS": ("true", "sources' rate budgets shared by the fleet, in EVENTS_TABLE_budgets", False),
     "HEALTH_PORT": ("0", "/healthz and /metrics; 0 turns them off", False),
     "HEALTH_HOST": ("127.0.0.1", "", False),
     "FROM_DATE": ("", "default date window for launchers, YYYY-MM-DD", False),

@@ -23,6 +23,7 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping, TypeVar
 
 from etl.core.env_values import bool_value, int_value, seconds_value, text_value
 from etl.core.errors import ConfigError, DuplicateNameError
+from etl.core.limits import Limits, parse_rate
 
 S = TypeVar("S", bound="SourceSettings")
 
@@ -31,8 +32,8 @@ _CLASSES: dict[str, type["SourceSettings"]] = {}
 
 def setting(default: Any = None, *, help: str = "", kind: str = "text", minimum: float | None = None,
             maximum: float | None = None, secret: bool = False) -> Any:
-    """A declared setting. `kind`: `text`, `url` (http or https, trailing `/` dropped) or `name`
-    (letters, digits, `._-`); numbers take `minimum`/`maximum`."""
+    """A declared setting. `kind`: `text`, `url` (http or https, trailing `/` dropped), `name`
+    (letters, digits, `._-`) or `rate` (`5000/h`, see `etl.core.limits`); numbers take `minimum`/`maximum`."""
     return field(default=default, repr=not secret, metadata={
         "help": help, "kind": kind, "minimum": minimum, "maximum": maximum, "secret": secret})
 
@@ -40,6 +41,19 @@ def setting(default: Any = None, *, help: str = "", kind: str = "text", minimum:
 def secret(*, help: str = "") -> Any:
     """A secret setting (a token, a password): never shown, unset by default."""
     return setting(None, help=help, secret=True)
+
+
+def rate_limit(default: str | None = None, *, help: str = "") -> Any:
+    """The source's rate per credential, shared by the whole fleet (`5000/h`, `120/min`, `20/10s`);
+    declare it as the field `rate_limit` (read as PREFIX + `RATE_LIMIT`; `off` there: no rate)."""
+    return setting(default, kind="rate", help=help or "requests per credential for the whole fleet, e.g. 5000/h")
+
+
+def max_concurrent(default: int = 0, *, help: str = "") -> Any:
+    """At most this many requests in flight per credential across the fleet (0: no bound); declare it
+    as the field `max_concurrent` (read as PREFIX + `MAX_CONCURRENT`)."""
+    return setting(default, minimum=0, maximum=100_000,
+                   help=help or "requests in flight at once per credential, across the fleet (0: no bound)")
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,10 @@ class SourceSettings:
     def variables(cls) -> list[Variable]:
         return [Variable(cls.prefix + f.name.upper(), f.default, f.metadata.get("help", ""),
                          bool(f.metadata.get("secret"))) for f in dataclasses.fields(cls)]
+
+    def limits(self) -> Limits:
+        """The limits the source declares (`rate_limit`, `max_concurrent` fields), as settings set them."""
+        return Limits.of(getattr(self, "rate_limit", None), getattr(self, "max_concurrent", 0))
 
     @classmethod
     def from_env(cls: type[S], env: Mapping[str, str]) -> S:
@@ -93,6 +111,14 @@ def _read(env: Mapping[str, str], name: str, hint: Any, f: dataclasses.Field) ->
         if not value.startswith(("http://", "https://")) or " " in value:
             raise ConfigError(name, value, "an http:// or https:// URL")
         return value.rstrip("/")
+    if kind == "rate":
+        if value.strip().lower() in ("off", "none"):
+            return None
+        try:
+            parse_rate(value)
+        except ValueError as exc:
+            raise ConfigError(name, value, str(exc)) from None
+        return value.strip()
     if kind == "name" and not all(ch.isalnum() or ch in "._-" for ch in value):
         raise ConfigError(name, value, "a name of letters, digits, '.', '_' and '-'")
     return value

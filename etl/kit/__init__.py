@@ -3,6 +3,7 @@
     http.py       SourceClient: an httpx client with auth, timeouts, retries and clear refusals
     auth.py       Bearer, TokenHeader, Basic: how the token travels (only to the base URL)
     answers.py    reading answers: Retry-After, rate-limit resets, refusals, secrets removed
+    budget.py     Turns: each request drawn from the budget the fleet shares per source and credential
     paginate.py   LinkHeader, NextLink, BodyCursor, Offset, PageNumber: each yields a resume cursor
     keyset.py     KeySet: resume by the last (updated, id) seen, for lists sorted by a mutable field
     walk.py       walk: lists, then the collections under each entry, resumably (Launchpad's shape)
@@ -14,6 +15,7 @@
     loopback.py   LoopbackServer: the one small HTTP server of the project (fixtures, codec server)
     fixture.py    FixtureServer: a source's routes and data served offline, with paging (fixture_paging.py),
                   token checks and injected faults (5xx, 429, rate limits, stalls, dropped connections)
+    fixture_quota.py  Quota: a fixture's rate limit played as GitHub's (N per window, 429 beyond)
 
 Times a source sends are read by `etl.core.times.read_time` (ISO 8601, RFC 2822, epoch).
 

@@ -1,7 +1,8 @@
 """`FixtureServer`: a source's offline API on loopback, for its tests and the demo.
 
 A source's fixture is its routes and its deterministic data; paging, token checks, rate-limit
-headers and injected faults come from here, the same for every source:
+headers, a rate limit to play (`api.quota`, etl/kit/fixture_quota.py) and injected faults come
+from here, the same for every source:
 
     class AcmeFixture(FixtureServer):
         def __init__(self, **options):
@@ -39,6 +40,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from etl.kit.fixture_paging import PAGING, Listing, Pager
+from etl.kit.fixture_quota import REFUSAL, Quota
 from etl.kit.loopback import LOOPBACK, LoopbackServer, Reply, Request
 
 FAULTS = ("5xx", "429", "rate_limit", "stall", "drop", "cut")
@@ -163,6 +165,8 @@ class FixtureServer(LoopbackServer):
         """The answer to a missing or wrong token (default: 401 `Bad credentials`, as GitHub's)."""
         self.pager = Pager(paging, max_per_page, default_per_page, items_field, params, links, total_header)
         self.faults = Faults()
+        self.quota: Quota | None = None
+        """A rate limit to play (`etl.kit.fixture_quota`); None: only the faults injected."""
         self.requests: list[Seen] = []
         self.hooks: list[Callable[[Seen], None]] = []
         """Called after each request is answered (to change the data mid-walk, say)."""
@@ -185,7 +189,10 @@ class FixtureServer(LoopbackServer):
     def handle(self, request: Request) -> Reply:
         fault, headers = self.faults.next_request()
         presented = request.headers.get(self.token_header)
-        status, body, misbehave, stall = self._answer(request, fault, presented, headers)
+        admitted, limit = self.quota.admit() if self.quota else (True, {})
+        headers.update(limit)
+        status, body, misbehave, stall = (self._answer(request, fault, presented, headers) if admitted
+                                          else (429, REFUSAL, None, 0.0))
         sent = json.dumps(body).encode()  # before the hooks, which may change the data
         seen = Seen(request.path, presented, status)
         self.requests.append(seen)
@@ -232,7 +239,6 @@ class FixtureServer(LoopbackServer):
                     return 200, self.pager.page(result, self.url + (result.link_path or parts.path), params, headers)
                 return 200, result
         return 404, {"message": "Not Found"}
-
 
 
 def _say_wait(fault: _Fault, headers: dict[str, str]) -> None:

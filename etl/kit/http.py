@@ -15,6 +15,9 @@
   (`next_retry_delay`), which waits exactly as long as the API asked, however long.
 - An answer that spends the quota (`X-RateLimit-Remaining: 0`) makes the next request wait
   for the reset instead of collecting a refusal first.
+- `limits` (the source's rate and requests at once, `etl.core.limits`): with a budget installed
+  by the worker, every request draws from the one the whole fleet shares for this source and
+  credential, and a spent quota is recorded for the fleet (`etl.kit.budget`).
 - 400, 401, 403 (not a rate limit), 404 and any other 4xx raise `SourceError`, non-retryable,
   with the status, the URL (secrets removed) and what to fix.
 - Through the source archive (`etl.kit.archive`) when the flow archives or replays: its transport
@@ -30,8 +33,10 @@ from typing import Any, Callable, Iterator, Mapping
 import httpx
 
 from etl.core.errors import SourceError, SourceUnavailable
+from etl.core.limits import Limits
 from etl.kit.answers import rate_limit_wait, redact, refusal, reset_in, retry_after, transient, warn_short_secrets
 from etl.kit.archive_transport import ArchiveTransport
+from etl.kit.budget import BudgetKey, Turns
 from etl.kit.paginate import LinkHeader, Paginator, pick
 from etl.kit.retry import MAX_WAIT, RETRIES, retrying
 
@@ -43,7 +48,7 @@ class SourceClient:
 
     def __init__(self, base_url: str, *, auth: Any = None, headers: Mapping[str, str] | None = None,
                  timeout: float = 30.0, name: str = "the API", hints: Mapping[int, str] | None = None,
-                 retries: int = RETRIES, max_wait: float = MAX_WAIT,
+                 retries: int = RETRIES, max_wait: float = MAX_WAIT, limits: Limits | None = None,
                  sleep: Callable[[float], None] = time.sleep):
         self.base = base_url.rstrip("/")
         self.name = name
@@ -54,6 +59,8 @@ class SourceClient:
         warn_short_secrets(name, self._secrets, log)
         self._sleep = sleep
         self._quota_reset: float | None = None
+        self._turns = Turns(BudgetKey.of(name, self.base, self._secrets), limits or Limits(), lease_s=timeout + 5.0,
+                            max_wait=max_wait, sleep=sleep)
         sent = {"User-Agent": "temporal-etl-fleet", **(headers or {}), **(auth.headers() if auth else {})}
         self._http = httpx.Client(headers=sent, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
                                   follow_redirects=False, transport=ArchiveTransport(self._secrets))
@@ -123,7 +130,8 @@ class SourceClient:
     def _attempt(self, url: str, params: Mapping[str, Any] | None) -> httpx.Response:
         self._wait_for_quota(url)
         try:
-            response = self._http.get(url, params=params or None)  # {} would drop the query in `url`
+            response = self._turns.send(lambda: self._http.get(url, params=params or None),  # {} drops url's query
+                                        lambda r: (r.status_code, r.headers, _message(r) if r.status_code == 403 else ""))
         except httpx.TransportError as exc:  # timeouts, refused, reset and cut connections
             raise SourceUnavailable(f"{self.name} did not answer GET {self._shown(url)} "
                                     f"({type(exc).__name__}); retrying later") from exc

@@ -12,6 +12,8 @@
     events_ledger     append-only: one row per committed page or load (records, rows inserted, workflow,
                       attempt); what the rework and doubling figures are measured from
     events_archive    the source archive: answers flows read from their sources (`etl.store.archive`)
+    events_budgets    each source's rate budget, shared by the fleet: a row per source and credential
+                      hash (`etl.store.budgets`)
 
 `events` also carries provenance: `loaded_by` (the loading workflow id) and `loaded_at`.
 
@@ -116,6 +118,10 @@ class Tables:
     @property
     def archive(self) -> sql.Identifier:
         return self._id("_archive")
+
+    @property
+    def budgets(self) -> sql.Identifier:
+        return self._id("_budgets")
 
     @property
     def staging_tables(self) -> tuple[sql.Identifier, ...]:
@@ -231,6 +237,17 @@ class Tables:
             # The retention sweep deletes by age.
             (self._id("_archive_fetched"), f("CREATE INDEX IF NOT EXISTS {i} ON {archive} (fetched_at)").format(
                 i=self._id("_archive_fetched"), archive=self.archive)),
+            (self.budgets, f(
+                """CREATE TABLE IF NOT EXISTS {budgets} (
+                    budget_key TEXT PRIMARY KEY,
+                    source TEXT NOT NULL,
+                    slots JSONB NOT NULL DEFAULT '{{}}',
+                    leases JSONB NOT NULL DEFAULT '{{}}',
+                    spent_until TIMESTAMPTZ,
+                    sent BIGINT NOT NULL DEFAULT 0,
+                    refused BIGINT NOT NULL DEFAULT 0,
+                    updated_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
+            ).format(budgets=self.budgets)),
         ]
 
     def migrations(self) -> list[Migration]:

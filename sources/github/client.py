@@ -16,6 +16,7 @@ def github(settings: Settings) -> SourceClient:
     need = "set GITHUB_TOKEN to a valid token" if gh.token else "this API needs a token: set GITHUB_TOKEN"
     return SourceClient(
         gh.api_url, auth=Bearer(gh.token) if gh.token else None, timeout=gh.timeout, name="GitHub",
+        limits=gh.limits(),
         headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"},
         hints={401: need, 404: "check the query's owner and repo, and for a private repository that "
                                 "GITHUB_TOKEN can read it",

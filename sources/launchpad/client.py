@@ -5,7 +5,11 @@ argument). Every HTTP call, the member lookup included, has a timeout and goes t
 refusals that retrying cannot fix (401, 403, 404, 400, no such member) become `SourceError` or
 `QueryError`, which fail the activity at once; 5xx, 429, timeouts, lost connections and answers
 cut short become `SourceUnavailable`, retried `RETRIES` times here (waits of at most 10 s), then
-by the activity's retry policy with Launchpad's `Retry-After` as its delay."""
+by the activity's retry policy with Launchpad's `Retry-After` as its delay.
+
+Every request after login draws from the fleet's budget for Launchpad and this credential
+(`LP_RATE_LIMIT`, `LP_MAX_CONCURRENT`; `etl.kit.budget`), at the one place every request of
+launchpadlib goes through: its httplib2 connection."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from etl.core.settings import Settings
 from etl.core.times import read_time
 from etl.kit.answers import retry_after, transient
 from etl.kit.archive import in_use
+from etl.kit.budget import BudgetKey, Folded, Turns
 from etl.kit.events import Events
 from etl.kit.idle import Idle
 from etl.kit.retry import retrying as kit_retrying
@@ -109,6 +114,21 @@ def login(query: LaunchpadQuery, settings: Settings) -> Launchpad:
                          version=version)
 
 
+def draw_from_budget(lp: Launchpad, root: str, settings: LaunchpadSettings, timeout: float) -> Launchpad:
+    """`lp` with every request it sends drawn from the fleet's budget for Launchpad and its credential."""
+    token = getattr(getattr(lp, "credentials", None), "access_token", None)
+    secrets = (getattr(token, "key", None), getattr(token, "secret", None))
+    turns = Turns(BudgetKey.of("Launchpad", root, secrets), settings.limits(), lease_s=timeout + 5.0, max_wait=10.0)
+    connection = lp._browser._connection  # noqa: SLF001 - launchpadlib's one door to the network
+    send = connection.request
+
+    def request(*args: Any, **kwargs: Any):
+        return turns.send(lambda: send(*args, **kwargs), lambda answer: (answer[0].status, Folded(answer[0]), ""))
+
+    connection.request = request
+    return lp
+
+
 def person_named(lp: Launchpad, base: str, name: str):
     """The person or team called `name`, with the client's retries; `SourceError` when there is none."""
     def look_up():
@@ -141,7 +161,8 @@ class Client:
         # Recording into the archive, a fresh login: its WADL and service root go into the archive too,
         # so a replay can log in from it.
         archive = in_use()
-        self.lp = (None if archive and not archive.replay else IDLE.take(self.key)) or login(query, settings)
+        self.lp = (None if archive and not archive.replay else IDLE.take(self.key)) or draw_from_budget(
+            login(query, settings), self.key[0], settings.source(LaunchpadSettings), self.key[5])
 
     def __enter__(self) -> Launchpad:
         return self.lp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from etl.core.source_settings import SourceSettings, setting, source_settings
+from etl.core.source_settings import SourceSettings, max_concurrent, rate_limit, setting, source_settings
 
 
 @source_settings(prefix="LP_")
@@ -16,3 +16,6 @@ class LaunchpadSettings(SourceSettings):
     credentials_file: str | None = setting(None, help="OAuth credentials for private data; never a query argument")
     cache_dir: str | None = setting(None, help="launchpadlib's cache (default under ETL_STATE_DIR)")
     timeout: float = setting(60.0, maximum=3600, help="seconds for one HTTP exchange with Launchpad")
+    rate_limit: str | None = rate_limit(None, help="requests per credential (anonymous counts as one) for the "
+                                                   "whole fleet, e.g. 600/min; Launchpad publishes none")
+    max_concurrent: int = max_concurrent(0, help="requests in flight at once across the fleet (0: no bound)")

@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from psycopg2 import sql
 
 from etl.core.errors import QueryError, SourceError, SourceUnavailable
 from etl.core.extract import ExtractStrategy, Page
@@ -313,7 +314,8 @@ async def test_a_rate_limit_reset_hours_away_is_waited_out_and_the_flow_complete
     # (The server keeps a failure only up to a size; a longer one, with its stack traces, is shown
     # as "Failure exceeds size limit." but was retried with its own delay, as checked above.)
 
-    github.faults.clear()  # three hours later: the quota is back
+    github.faults.clear()  # three hours later: the quota is back, and the fleet's record of the reset is past
+    db.run(lambda cur: cur.execute(sql.SQL("UPDATE {} SET spent_until = NULL").format(db.tables.budgets)))
     await client.workflow_service.reset_activity(ResetActivityRequest(
         namespace=client.namespace, execution=WorkflowExecution(workflow_id=handle.id),
         id=pending.activity_id, identity="test: the reset time has come"))
