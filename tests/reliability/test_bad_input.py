@@ -12,15 +12,13 @@ from __future__ import annotations
 
 from collections import Counter
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from psycopg2 import sql
 
-from etl.core import extract
-from etl.core.extract import Page
 from sources.synthetic.flows import events as synthetic
-from sources.synthetic.query import SyntheticQuery
+from tests.made_up import made_up_source
 from tests.reliability.checks import (
     assert_exact,
     reconcile,
@@ -128,18 +126,8 @@ def expected(count: int, table: str) -> tuple[set[str], Counter, int]:
 @pytest.fixture
 def chaos_source():
     """Registers `chaos-events` (a `synthetic` query) for one test."""
-
-    def extract_chaos(query: SyntheticQuery, cursor: str | None, settings) -> Iterator[Page]:
-        end = query.start + query.count
-        i = int(cursor) if cursor else query.start
-        while i < end:
-            stop = min(i + query.page_size, end)
-            yield Page([r for j in range(i, stop) for r in records_at(j, settings.events_table)], cursor=str(stop))
-            i = stop
-
-    extract.extract_method("chaos-events", query_type="synthetic", split=synthetic.split)(extract_chaos)
-    yield "chaos-events"
-    extract._STRATEGIES.pop("chaos-events", None)  # noqa: SLF001 - other tests must not see it
+    with made_up_source("chaos-events", lambda query, settings, i: records_at(i, settings.events_table)) as name:
+        yield name
 
 
 def fetch(db, columns: str, event_id: str) -> tuple:

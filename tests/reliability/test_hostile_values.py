@@ -11,15 +11,14 @@ is never pickled into a page or written anywhere as it is).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from psycopg2 import sql
 
-from etl.core import extract
-from etl.core.extract import Page
 from sources.synthetic.flows import events as synthetic
 from sources.synthetic.query import SyntheticQuery
+from tests.made_up import made_up_source
 from tests.reliability.checks import assert_exact, reconcile, retried_activities, within
 
 COUNT = 12_000
@@ -111,18 +110,8 @@ def record_at(seed: int, i: int) -> Any:
 @pytest.fixture
 def hostile_source():
     """Registers `hostile-events` (a `synthetic` query) for one test."""
-
-    def extract_hostile(query: SyntheticQuery, cursor: str | None, settings) -> Iterator[Page]:
-        end = query.start + query.count
-        i = int(cursor) if cursor else query.start
-        while i < end:
-            stop = min(i + query.page_size, end)
-            yield Page([record_at(query.seed, j) for j in range(i, stop)], cursor=str(stop))
-            i = stop
-
-    extract.extract_method("hostile-events", query_type="synthetic", split=synthetic.split)(extract_hostile)
-    yield "hostile-events"
-    extract._STRATEGIES.pop("hostile-events", None)  # noqa: SLF001 - other tests must not see it
+    with made_up_source("hostile-events", lambda query, settings, i: [record_at(query.seed, i)]) as name:
+        yield name
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["batch", "streaming"])

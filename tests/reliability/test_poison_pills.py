@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from psycopg2 import sql
 
-from etl.core import extract
-from etl.core.extract import Page
 from sources.synthetic.flows import events as synthetic
 from sources.synthetic.query import SyntheticQuery
+from tests.made_up import made_up_source
 from tests.reliability.checks import assert_exact, reconcile, reject_reasons, retried_activities, within
 
 COUNT = 20_000
@@ -85,18 +84,8 @@ def records_at(seed: int, i: int) -> Any:
 @pytest.fixture
 def poison_source():
     """Registers `poison-events` (a `synthetic` query) for one test."""
-
-    def extract_poison(query: SyntheticQuery, cursor: str | None, settings) -> Iterator[Page]:
-        end = query.start + query.count
-        i = int(cursor) if cursor else query.start
-        while i < end:
-            stop = min(i + query.page_size, end)
-            yield Page([records_at(query.seed, j) for j in range(i, stop)], cursor=str(stop))
-            i = stop
-
-    extract.extract_method("poison-events", query_type="synthetic", split=synthetic.split)(extract_poison)
-    yield "poison-events"
-    extract._STRATEGIES.pop("poison-events", None)  # noqa: SLF001 - other tests must not see it
+    with made_up_source("poison-events", lambda query, settings, i: [records_at(query.seed, i)]) as name:
+        yield name
 
 
 def _row(db, columns: str, event_id: str) -> tuple | None:
