@@ -56,7 +56,7 @@ def test_the_longest_allowed_table_name_gets_all_its_tables(stack, case):
     found = db.run(lambda cur: (cur.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE %s",
                                             (name + "%",)), {r[0] for r in cur.fetchall()})[1])
     tables = Tables(name)
-    assert found == {getattr(tables, t).strings[0] for t in ("events", "rejects", "raw", "staged_batches", "loads", "history",
+    assert found == {getattr(tables, t).strings[0] for t in ("events", "rejects", "raw", "staged_batches", "loads", "history", "archive", "budgets",
                                                                   "cursors", "ledger")}
     assert all(len(t) <= 63 for t in found)  # PostgreSQL would cut a longer name short, silently
     case("hardening-identifiers", "Identifiers", "-", "hostile EVENTS_TABLE values").record({
