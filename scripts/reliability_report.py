@@ -72,7 +72,16 @@ a record whose own methods raise; times at the edge of the calendar (an `Overflo
 for ~44 minutes); keys that are not text (`1` beside `"1"`, `None`); properties that are `[]`,
 `0` or `""`; zones in the wrong case. Each is rejected with its reason, or loads exactly as given
 (zones under their canonical name); no activity is retried; both flows complete. Every case
-fails on the code before issue 12 (`tests/reliability/test_poison_pills.py`)."""),
+fails on the code before issue 12 (`tests/reliability/test_poison_pills.py`).
+
+`poison-hostile-values-*` puts one record of each kind below in one 12,000-record run
+(`tests/reliability/test_hostile_values.py`): integers of 5,000 and 100,000 digits in `metrics`,
+in the properties and as a key; nesting 5,000 and 100,000 deep in each JSON column and inside a
+list; an object whose `__repr__`, `__str__` and `__eq__` raise, as the record and as a value; a
+dict whose `items()` raises; a record that is a list, a string or None. Each is one reject with
+its reason (the same in both flows), every other record loads and no activity is retried. Before
+issue 24 the integers failed both flows (their reject could not be written) and the deep nesting
+failed the streaming flow."""),
     ("secrets", "Secrets stay out of Temporal", """\
 With `GITHUB_TOKEN`, `LP_CREDENTIALS_FILE` (and the OAuth token inside it), `DB_PASSWORD` and
 `ETL_ENCRYPTION_KEY` set, GitHub, Launchpad (private bugs, through the credentials) and
