@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -165,20 +164,11 @@ class Event:
         return self._json
 
     def content_hash(self) -> str:
-        """A digest of everything the event says but its event_id, as a UUID's text: equal for
-        equal content whatever the order of keys in its JSON objects."""
-        digest = hashlib.blake2b(digest_size=16)
-        for text in (self.source_kind_id, self.parent_item_id, self.event_type, self.relation_type,
-                     self.employee_id, self.timezone):
-            digest.update(b"\x00" if text is None else text.encode("utf-8") + b"\x01")
-        digest.update(self.event_time_utc.isoformat().encode() + b"\x01")
-        for name in JSON_FIELDS:
-            value = getattr(self, name)
-            try:
-                digest.update(_dumps(value, default=json_default, option=_SORTED) + b"\x01")
-            except TypeError:  # what orjson refuses and the transform let through (integers past 64 bits)
-                digest.update(json.dumps(value, sort_keys=True, default=json_default).encode() + b"\x01")
-        return str(uuid.UUID(bytes=digest.digest()))
+        """A digest of the event's row (every column, as the load writes it), 32 hex digits that
+        PostgreSQL reads as a UUID: equal rows, equal hashes. The JSON objects count as encoded,
+        so a source must keep the order of their keys from one run to the next (any mapping in
+        code does; one that builds them from a set would show every row as changed)."""
+        return self.copy_row(True)[-33:-1]
 
     def copy_row(self, hashed: bool = False) -> str:
         """This event as one line of PostgreSQL COPY text format, in `COLUMNS` order; its
@@ -201,7 +191,6 @@ class Event:
             ep,
             rp,
             mx,
-            self.content_hash() if hashed else "\udfff",
         ))
         if "\\" in row:
             row = row.replace("\\", "\\\\")
@@ -213,7 +202,10 @@ class Event:
             row = row.replace("\r", "\\r")
         if "\udfff" in row:
             row = row.replace("\udfff", "\\N")
-        return row.replace("\x00", "\t") + "\n"
+        row = row.replace("\x00", "\t")
+        if hashed:  # of the row as written: cheap, and exact (every column is in it)
+            return f"{row}\t{hashlib.blake2b(row.encode('utf-8'), digest_size=16).hexdigest()}\n"
+        return row + "\t\\N\n"
 
 
 # -- JSON ----------------------------------------------------------------------------------------
@@ -229,7 +221,6 @@ def json_default(value: Any) -> Any:
 
 
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-_SORTED = _ORJSON_OPTIONS | orjson.OPT_SORT_KEYS
 _STDLIB_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False,
                                   default=json_default).encode
 
