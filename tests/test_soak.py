@@ -79,3 +79,16 @@ def test_bad_arguments_say_what_to_give(tmp_path: Path):
     assert missing.returncode == 2 and "give --minutes N and --seed S" in missing.stderr
     empty = soak("--report", "--results", str(tmp_path / "none.json"), timeout=60)
     assert empty.returncode == 2 and "holds no soak runs" in empty.stderr
+
+
+def test_hostile_records_of_the_synthetic_source_each_become_one_reject():
+    from etl.core.models import transform
+    from sources.synthetic.flows.events import HOSTILE_KINDS, expected_event_ids, hostile_kind, is_hostile, record
+    from sources.synthetic.query import SyntheticQuery
+
+    query = SyntheticQuery(count=30_000, seed=5, hostile_rate=0.001)
+    hostile = [i for i in range(query.count) if is_hostile(5, 0.001, i)]
+    assert {hostile_kind(5, i) for i in hostile} == set(HOSTILE_KINDS)
+    events, rejects = transform([record(5, 0.0, i, 0.001) for i in range(query.count)])
+    assert len(rejects) == len(hostile) and 10 < len(hostile) < 60
+    assert {e.event_id for e in events} == expected_event_ids(query)

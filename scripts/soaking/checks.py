@@ -38,7 +38,7 @@ from etl.store.rejects import reject_key
 from etl.store.staging import Staging
 from scripts.soaking.stack import WORKER_MEMORY_MIB, Fleet
 from scripts.soaking.workload import BAD_FAIL_S, SCHEDULE_ID, GITHUB_REPO, Launched
-from sources.synthetic.flows.events import is_bad, record
+from sources.synthetic.flows.events import is_bad, is_hostile, record
 
 BUDGET_SLACK = 200
 FLOW_TYPES = ("ETLFlow", "StreamingETLFlow")
@@ -64,13 +64,17 @@ class Run:
 
 
 def expected_synthetic(launched: Launched) -> tuple[set[str], set[str]]:
-    """(event ids, reject keys) of every synthetic query the soak ran."""
+    """(event ids, reject keys) of every synthetic query the soak ran: a bad or hostile record is
+    what `transform` makes of it here; every other record is its event."""
     ids, keys = set(), set()
     for args in launched.synthetic.values():
-        seed, rate = args["seed"], args["bad_rate"]
+        seed, rate, hostile_rate = args["seed"], args["bad_rate"], args.get("hostile_rate", 0.0)
         for i in range(args["count"]):
-            if is_bad(seed, rate, i):
-                keys.add(reject_key("synthetic-events", record(seed, rate, i)))
+            if is_bad(seed, rate, i) or is_hostile(seed, hostile_rate, i):
+                raw = record(seed, rate, i, hostile_rate)
+                events, rejects = transform([raw])
+                ids.update(e.event_id for e in events)
+                keys.update(reject_key("synthetic-events", r) for r, _ in rejects)
             else:
                 ids.add(f"syn-{seed}-{i}")
     return ids, keys

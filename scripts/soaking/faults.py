@@ -8,8 +8,10 @@ long ones (a drain, a deploy, a starved worker, an outage) run in the background
     temporal        the Temporal dev server stops (SIGTERM or SIGKILL) and starts again after 1-6 s
     deploy          `scripts/deploy.py rollout` of a new WORKER_BUILD_ID while flows run; the old
                     build drains and its workers stop
-    db_refuses      the events database refuses new connections for 5-20 s (its open ones end)
-    memory_starved  a streaming worker with MEMORY_LIMIT_MIB 100-140 joins for 40-80 s (backpressure)
+    db_refuses      the events database refuses new connections for 5-45 s (its open ones end), past
+                    DB_RETRY_S (30 s) at times: then the activity's own retries carry on
+    memory_starved  a streaming worker with MEMORY_LIMIT_MIB 80-110 (about its own idle RSS) joins for
+                    40-80 s: it takes chunks only while under it (backpressure)
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def fault_plan(seed: int, active_s: float, first_s: float = 20.0) -> list[Fault]
     plan, at = [], first_s + rng.uniform(0, 10)
     while at < active_s - 15:
         kind = kinds[len(plan)] if len(plan) < len(kinds) else rng.choice(KINDS)
-        seconds = {"postgres": rng.uniform(1, 6), "temporal": rng.uniform(1, 6), "db_refuses": rng.uniform(5, 20),
+        seconds = {"postgres": rng.uniform(1, 6), "temporal": rng.uniform(1, 6), "db_refuses": rng.uniform(5, 45),
                    "memory_starved": rng.uniform(40, 80)}.get(kind, 0.0)
         plan.append(Fault(round(at, 1), kind, round(seconds, 1), rng.random()))
         at += rng.uniform(20, 90)
@@ -129,7 +131,7 @@ class Injector:
         self.timeline.say("db-accepts", "the events database takes connections again", count=False)
 
     async def _memory_starved(self, fault: Fault) -> None:
-        limit = 100 + int(fault.choice * 40)
+        limit = 80 + int(fault.choice * 30)  # about an idle worker's own RSS: any chunk takes it over
         build = self.stack.fleet.wanted[-1]
         log = self.stack.fleet.stack.workers_dir / f"starved-{int(self.timeline.elapsed())}.log"
         proc = self.stack.starved_worker(build, limit, log)
@@ -138,7 +140,9 @@ class Injector:
         await asyncio.sleep(fault.seconds)
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 120)
-        self.timeline.say("starved-gone", f"starved worker pid {proc.pid} drained (exit {code})", count=False)
+        held = log.read_text(errors="replace").count("backpressure: RSS") if log.exists() else 0
+        self.timeline.say("starved-gone", f"starved worker pid {proc.pid} drained (exit {code}); it held back "
+                                          f"{held} time(s)", count=False)
 
     async def _deploy(self, fault: Fault) -> None:
         if self.deploying:

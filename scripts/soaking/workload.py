@@ -7,7 +7,8 @@ therefore expects to find at the end.
     fan-outs      `scripts/run_queue.py --durable` over the Launchpad fixture's team and over a GitHub
                   flow file; later again over a window one day longer, after a bug's importance and an
                   issue's title changed, in load modes upsert and history
-    synthetic     large synthetic flows every 8-25 s in both workflows, bad records at 0.2 %; some
+    synthetic     large synthetic flows every 8-25 s in both workflows, bad records at 0.2 % and hostile
+                  values at 0.05 % (huge integers, deep nesting, NUL, lone surrogates...); some
                   continue as new often (a history budget of 300 events); some launched twice at once
                   (the second attaches), some run again over the same records in upsert or history mode
     bad queries   github-issues of a repository the fixture does not have: the flow must fail, fast
@@ -138,7 +139,7 @@ class Workload:
             else:
                 seed = self.seed * 1000 + number
                 args = {"count": self.rng.choice((10_000, 20_000, 30_000, 40_000)), "seed": seed,
-                        "bad_rate": 0.002, "page_size": 500}
+                        "bad_rate": 0.002, "hostile_rate": 0.0005, "page_size": 500}
                 mode = "insert"
             fields = ({"chunk_count": 4, "chunks_in_flight": 2, "pages_per_call": 8} if streaming
                       else {"batch_size": 2_500, "partitions": 2})
