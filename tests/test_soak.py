@@ -73,6 +73,7 @@ def test_the_soak_section_shows_each_seed_and_marks_a_failed_check(tmp_path: Pat
 
 
 def test_bad_arguments_say_what_to_give(tmp_path: Path):
+    assert "usage:" in soak("--help", timeout=60).stdout
     short = soak("--minutes", "1", "--seed", "1", timeout=60)
     assert short.returncode == 2 and "--minutes 1: give 2 to 1440" in short.stderr
     missing = soak("--minutes", "3", timeout=60)
