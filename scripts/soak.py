@@ -134,12 +134,14 @@ async def soak(minutes: float, seed: int, workers: int, root: Path) -> dict:
     launched = workload.launched
     figures.update(duplicates=launched.duplicates, reruns=launched.reruns, fanouts=launched.fanouts,
                    grown_issues=launched.grown_issues, source_faults=launched.source_faults,
-                   workers_restarted=stack.fleet.restarted, soak_errors=timeline.counts["soak-error"])
+                   workers_restarted=stack.fleet.restarted, soak_errors=timeline.counts["soak-error"],
+                   longest_drain_s=round(max(injector.drains, default=0.0), 1))
     passed = all(c.ok for c in checks) and not timeline.counts["soak-error"]
     print(f"\nverdict for seed {seed} ({minutes:g} minutes): faults " +
           (", ".join(f"{k} {v}" for k, v in faults_done.items()) or "none") +
           f"; {figures['flows']} flows ({figures['flow_runs']} runs), {figures['events']:,} events, "
-          f"{figures['updated']:,} updated, {figures['rejects']:,} rejects")
+          f"{figures['updated']:,} updated, {figures['rejects']:,} rejects; longest worker drain "
+          f"{figures['longest_drain_s']:g} s")
     for check in checks:
         print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name:<14} {check.figure}"
               + (f"\n       {check.detail}" if check.detail and not check.ok else ""))

@@ -48,7 +48,8 @@ def test_a_three_minute_soak_passes_every_check(tmp_path: Path):
 def _run(seed: int, ok: bool) -> dict:
     checks = [{"name": name, "figure": f"{name} figure", "ok": ok or name != "lost", "detail": ""} for name in CHECKS]
     return {"seed": seed, "minutes": 10, "passed": ok, "faults": {"deploy": 1, "worker_kill": 2},
-            "figures": {"flows": 40, "flow_runs": 44, "events": 123_456, "updated": 7, "rejects": 9},
+            "figures": {"flows": 40, "flow_runs": 44, "events": 123_456, "updated": 7, "rejects": 9,
+                        "longest_drain_s": 2.5},
             "checks": checks, "finished_at": "2026-12-08T01:00:00+00:00", "machine": "2 CPUs"}
 
 
@@ -63,7 +64,7 @@ def test_the_soak_section_shows_each_seed_and_marks_a_failed_check(tmp_path: Pat
     text = document.read_text()
     assert text.index("## Soak") < text.index("## Running the suite")
     rows = [line for line in text.splitlines() if line.startswith("| 1")]
-    assert rows[0].startswith("| 11 | 10 | deploy 1, worker_kill 2 | 40 (44) | 123,456 | 7 | 9 | **passed** |")
+    assert rows[0].startswith("| 11 | 10 | deploy 1, worker_kill 2 | 40 (44) | 123,456 | 7 | 9 | 2.5 s | **passed** |")
     assert rows[1].endswith("| **FAILED** |")
     assert "| lost | lost figure | lost figure **(fails)** |" in text
     # Regenerating the rest of the document keeps the section.

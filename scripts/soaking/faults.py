@@ -21,7 +21,10 @@ import os
 import random
 import signal
 import sys
+import time
 from dataclasses import dataclass
+
+import psutil
 
 from scripts.soaking.commands import run_command
 from scripts.soaking.stack import SoakStack
@@ -65,6 +68,8 @@ class Injector:
         self.deploying = False
         self.builds = 1
         self.skipped = 0
+        self.drains: list[float] = []
+        """Seconds from SIGTERM to exit of every worker drained."""
 
     async def inject(self, fault: Fault) -> None:
         run = getattr(self, f"_{fault.kind}")
@@ -98,7 +103,17 @@ class Injector:
         await self._signal(fault, signal.SIGKILL, "SIGKILL")
 
     async def _worker_drain(self, fault: Fault) -> None:
-        await self._signal(fault, signal.SIGTERM, "SIGTERM (drain)")
+        pid = await self._signal(fault, signal.SIGTERM, "SIGTERM (drain)")
+        if pid is None:
+            return
+        started = time.monotonic()
+        try:
+            await asyncio.to_thread(psutil.Process(pid).wait, 180)
+        except psutil.NoSuchProcess:
+            pass
+        self.drains.append(time.monotonic() - started)
+        self.timeline.say("drained-worker", f"worker pid {pid} exited {self.drains[-1]:.1f} s after SIGTERM",
+                          count=False)
 
     async def _postgres(self, fault: Fault) -> None:
         mode = "immediate" if fault.choice < 0.5 else "fast"
@@ -139,9 +154,12 @@ class Injector:
                                             f"MEMORY_LIMIT_MIB={limit} for {fault.seconds:g} s")
         await asyncio.sleep(fault.seconds)
         proc.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(proc.wait, 120)
+        started = time.monotonic()
+        code = await asyncio.to_thread(proc.wait, 180)
+        self.drains.append(time.monotonic() - started)
         held = log.read_text(errors="replace").count("backpressure: RSS") if log.exists() else 0
-        self.timeline.say("starved-gone", f"starved worker pid {proc.pid} drained (exit {code}); it held back "
+        self.timeline.say("starved-gone", f"starved worker pid {proc.pid} exited {self.drains[-1]:.1f} s after "
+                                          f"SIGTERM (code {code}); it held back "
                                           f"{held} time(s)", count=False)
 
     async def _deploy(self, fault: Fault) -> None:

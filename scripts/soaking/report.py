@@ -23,7 +23,8 @@ worker SIGTERM (drain), PostgreSQL stopped (fast or immediate) and started, the 
 server stopped (SIGTERM or SIGKILL) and started, a rollout of a new WORKER_BUILD_ID
 (`scripts/deploy.py rollout`), the events database refusing new connections, and a streaming
 worker starved of memory. After a drain deadline every check below is read from the database
-and Temporal, never from the flows' summaries; the soak exits 0 only if all hold."""
+and Temporal, never from the flows' summaries; the soak exits 0 only if all hold. *longest drain*:
+the most seconds a worker took from SIGTERM to exit (the drain's grace is 60 s)."""
 
 
 def load(path: Path) -> dict:
@@ -46,13 +47,14 @@ def section(data: dict) -> str:
     if not runs:
         return "\n".join(out + ["*No soak has run yet.*", END])
     names = [c["name"] for c in runs[0]["checks"]]
-    out += ["| seed | minutes | faults injected | flows (runs) | events loaded | updated | rejects | verdict |",
-            "|---|---|---|---|---|---|---|---|"]
+    out += ["| seed | minutes | faults injected | flows (runs) | events loaded | updated | rejects | longest drain "
+            "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         f = r["figures"]
         faults = ", ".join(f"{k} {v}" for k, v in sorted(r["faults"].items())) or "none"
         out.append(f"| {r['seed']} | {r['minutes']:g} | {faults} | {f['flows']:,} ({f['flow_runs']:,}) | "
                    f"{f['events']:,} | {f['updated']:,} | {f['rejects']:,} | "
+                   + (f"{f['longest_drain_s']:g} s | " if "longest_drain_s" in f else "- | ") +
                    f"{'**passed**' if r['passed'] else '**FAILED**'} |")
     out += ["", "Each check's figure, per seed:", "", "| check | " + " | ".join(f"seed {r['seed']}" for r in runs) + " |",
             "|---|" + "---|" * len(runs)]
