@@ -137,13 +137,22 @@ class Injector:
         self.timeline.say("temporal-up", "Temporal dev server started again", count=False)
 
     async def _db_refuses(self, fault: Fault) -> None:
-        await asyncio.to_thread(self.stack.refuse_connections, True)
+        await self._hba(True)
         self.timeline.say("db_refuses", f"the events database refuses new connections for {fault.seconds:g} s")
         try:
             await asyncio.sleep(fault.seconds)
         finally:
-            await asyncio.to_thread(self.stack.refuse_connections, False)
+            await self._hba(False)
         self.timeline.say("db-accepts", "the events database takes connections again", count=False)
+
+    async def _hba(self, refuse: bool) -> None:
+        """Change pg_hba.conf; PostgreSQL may be down for a restart fault meanwhile: try again for 2 minutes."""
+        for _ in range(60):
+            try:
+                return await asyncio.to_thread(self.stack.refuse_connections, refuse)
+            except Exception:  # noqa: BLE001 - the server restarting: its file is changed on the next try
+                await asyncio.sleep(2)
+        await asyncio.to_thread(self.stack.refuse_connections, refuse)
 
     async def _memory_starved(self, fault: Fault) -> None:
         limit = 80 + int(fault.choice * 30)  # about an idle worker's own RSS: any chunk takes it over
