@@ -167,7 +167,8 @@ def table_figures(db: Database) -> dict:
             "history_rows": history_rows}
 
 
-async def run_checks(client: Client, db: Database, settings, launched: Launched, fleet: Fleet) -> tuple[list[Check], dict]:
+async def run_checks(client: Client, db: Database, settings, launched: Launched,
+                     fleet: Fleet) -> tuple[list[Check], dict]:
     from etl.runtime.sweeper import sweep_once
 
     await sweep_once(client, Staging(db), settings.staging_retention_s, grace_s=0)

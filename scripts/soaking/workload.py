@@ -225,4 +225,5 @@ class Workload:
                 continue
             seconds = {"429": 1.0, "rate_limit": self.rng.choice((3.0, 8.0, 20.0)), "stall": 3.0}.get(kind, 1.0)
             github.inject(kind, count=2 if kind == "5xx" else 1, seconds=seconds)
-            self.timeline.say("source-fault", f"GitHub fixture: {kind}" + (f" ({seconds:g} s)" if kind != "5xx" else ""))
+            shown = f" ({seconds:g} s)" if kind != "5xx" else ""
+            self.timeline.say("source-fault", f"GitHub fixture: {kind}{shown}")
