@@ -308,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     if str(args.output) == "-":
         sys.stdout.write(text)
     else:
-        args.output.write_text(text)
+        sys.path.insert(0, str(ROOT))
+        from scripts.soaking.report import carried  # the Soak section is the soak command's (scripts/soak.py)
+
+        args.output.write_text(carried(args.output.read_text() if args.output.exists() else "", text))
         print(f"wrote {args.output} from {args.results} ({len(data.get('cases', {}))} cases)")
     bad = [k for k, c in data.get("cases", {}).items() if not _ok(c)]
     if args.check and bad:

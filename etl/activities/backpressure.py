@@ -70,8 +70,10 @@ class MemoryGuard:
         else:
             log.warning("backpressure released: RSS %.0f MiB is below %d MiB", rss, self.limit_mib)
 
-    def wait_below(self, tick: Callable[[], None] = lambda: None) -> float:
-        """Block (calling `tick`) while over the limit; returns the seconds waited.
+    def wait_below(self, tick: Callable[[], None] = lambda: None,
+                   stop: Callable[[], bool] = lambda: False) -> float:
+        """Block (calling `tick`) while over the limit, until `stop()` says to give up (the worker
+        is draining: the caller hands its work back); returns the seconds waited.
 
         Gives up after `max_wait_s` so a limit set below what the process needs at rest slows
         the flow instead of stopping it forever."""
@@ -82,7 +84,7 @@ class MemoryGuard:
             return 0.0
         self._note(True, rss)
         start = time.monotonic()
-        while rss > self.limit_mib and time.monotonic() - start < max_wait_s:
+        while rss > self.limit_mib and time.monotonic() - start < max_wait_s and not stop():
             gc.collect()
             tick()
             time.sleep(self.poll_s)

@@ -94,13 +94,17 @@ class StreamingActivities(contracts.StreamingActivities):
             written = self.events.insert(events, loaded_by=info.workflow_id, mode=mode, then=then)
             metrics.page_committed(len(page.records), written.inserted, written.updated,
                                    len(events) - written.inserted - written.updated, len(rejects))
-            held = self.guard.wait_below(unit.heartbeat.progressed)
+            held = self.guard.wait_below(unit.heartbeat.progressed, stop=activity.is_worker_shutdown)
             if held:
                 after.held_s += held
                 after.held_note = f"{self.identity} paused {held:.1f}s: RSS above MEMORY_LIMIT_MIB={self.guard.limit_mib}"
             return after
 
-        enough = (lambda c: c.pages - calls_pages >= inp.max_pages) if inp.max_pages else (lambda c: False)
+        def enough(c: ChunkState) -> bool:
+            # A draining worker hands the chunk back after the page it committed: the next call
+            # resumes from there on another worker, instead of running out the drain's grace.
+            return activity.is_worker_shutdown() or bool(inp.max_pages and c.pages - calls_pages >= inp.max_pages)
+
         with source_archive(self.settings, self.db, inp.archive, inp.query_type, inp.strategy, chunk.args,
                             chunk.cursor) as reading:
             pages = self.budgets.around(strategy.pages(query, chunk.cursor, self.settings), unit)

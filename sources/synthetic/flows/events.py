@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from typing import Any, Iterator
 
 from etl.core.extract import Page, extract_method
 from etl.core.settings import Settings
@@ -19,6 +19,7 @@ KINDS = (("bugs", "bug_message"), ("bugs", "bug_activity"), ("merge_proposals", 
          ("questions", "question_message"), ("merge_proposals", "merge_proposal_vote"))
 STATUSES = ("New", "Confirmed", "Triaged", "In Progress", "Fix Committed", "Fix Released")
 BAD_KINDS = ("missing_id", "bad_time", "unknown_zone", "naive_time")
+HOSTILE_KINDS = ("huge_int", "deep_nesting", "int_key", "not_an_object", "nul_char", "lone_surrogate")
 EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
@@ -34,7 +35,40 @@ def is_bad(seed: int, bad_rate: float, i: int) -> bool:
     return bad_rate > 0 and (_mix(seed, i) % 1_000_000) < bad_rate * 1_000_000
 
 
-def record(seed: int, bad_rate: float, i: int) -> dict:
+def is_hostile(seed: int, hostile_rate: float, i: int) -> bool:
+    return hostile_rate > 0 and (_mix(seed + 104_729, i) % 1_000_000) < hostile_rate * 1_000_000
+
+
+def hostile_kind(seed: int, i: int) -> str:
+    """Which of `HOSTILE_KINDS` record `i` gets when it is hostile."""
+    return HOSTILE_KINDS[_mix(seed + 15_485_863, i) % len(HOSTILE_KINDS)]
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def hostile(raw: dict, kind: str) -> Any:
+    """`raw` with a hostile value of `kind` (see `HOSTILE_KINDS`)."""
+    if kind == "huge_int":
+        raw["metrics"] = {"n": 10**5000}
+    elif kind == "deep_nesting":
+        raw["event_properties"] = _nested(5_000)
+    elif kind == "int_key":
+        raw["relation_properties"] = {10**40: 1}
+    elif kind == "not_an_object":
+        return [raw["event_id"], 1]
+    elif kind == "nul_char":
+        raw["event_properties"]["title"] = "a NUL \x00 in the title"
+    else:
+        raw["event_properties"]["title"] = "a lone surrogate \ud800 in the title"
+    return raw
+
+
+def record(seed: int, bad_rate: float, i: int, hostile_rate: float = 0.0) -> Any:
     """Record number `i` of the stream for `seed`."""
     h = _mix(seed, i)
     event_type, relation_type = KINDS[h % len(KINDS)]
@@ -70,13 +104,15 @@ def record(seed: int, bad_rate: float, i: int) -> dict:
             raw["timezone"] = "Mars/Olympus_Mons"
         else:
             raw["event_time_utc"] = when.replace(tzinfo=None).isoformat()
+    if is_hostile(seed, hostile_rate, i):
+        return hostile(raw, hostile_kind(seed, i))
     return raw
 
 
 def expected_event_ids(query: SyntheticQuery) -> set[str]:
     """The ids of the valid events `query` yields, computed without extracting."""
     return {f"syn-{query.seed}-{i}" for i in range(query.start, query.start + query.count)
-            if not is_bad(query.seed, query.bad_rate, i)}
+            if not is_bad(query.seed, query.bad_rate, i) and not is_hostile(query.seed, query.hostile_rate, i)}
 
 
 def split(query: SyntheticQuery, parts: int) -> list[dict]:
@@ -101,5 +137,6 @@ def extract_events(query: SyntheticQuery, cursor: str | None, settings: Settings
         if query.page_pause_s:
             time.sleep(query.page_pause_s)
         stop = min(i + query.page_size, end)
-        yield Page([record(query.seed, query.bad_rate, j) for j in range(i, stop)], cursor=str(stop))
+        yield Page([record(query.seed, query.bad_rate, j, query.hostile_rate) for j in range(i, stop)],
+                   cursor=str(stop))
         i = stop
